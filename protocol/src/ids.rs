@@ -1,0 +1,86 @@
+//! td's deterministic ids for composite rows: the prefix followed by the first 16 hex digits of
+//! SHA-256 over the `|`-joined key. Every peer computes the same primary key for the same
+//! composite row, which is what lets two clients that both link the same file converge.
+
+use sha2::{Digest, Sha256};
+
+fn deterministic(prefix: &str, key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut id = String::with_capacity(prefix.len() + 16);
+    id.push_str(prefix);
+    id.push_str(&hex::encode(&digest[..8]));
+    id
+}
+
+/// `bip_…` for a board position.
+pub fn board_issue_position(board_id: &str, issue_id: &str) -> String {
+    deterministic("bip_", &format!("{board_id}|{issue_id}"))
+}
+
+/// `dep_…` for a dependency edge.
+pub fn dependency(issue_id: &str, depends_on_id: &str, relation_type: &str) -> String {
+    deterministic("dep_", &format!("{issue_id}|{depends_on_id}|{relation_type}"))
+}
+
+/// `ifl_…` for a file link; the path is normalised first.
+pub fn issue_file(issue_id: &str, file_path: &str) -> String {
+    deterministic("ifl_", &format!("{issue_id}|{}", normalize_file_path(file_path)))
+}
+
+/// `wsi_…` for a work-session tag.
+pub fn work_session_issue(work_session_id: &str, issue_id: &str) -> String {
+    deterministic("wsi_", &format!("{work_session_id}|{issue_id}"))
+}
+
+/// Lexical path cleaning with forward slashes, as td does before hashing a file path: repeated
+/// separators collapse, `.` elements go, `..` eats the element before it, empty becomes `.`.
+pub fn normalize_file_path(path: &str) -> String {
+    // td cleans with the host's separator; td hosts are Unix, where `\` is an ordinary byte.
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_ids_have_prefix_and_sixteen_hex() {
+        let id = dependency("td-aaaaaa", "td-bbbbbb", "depends_on");
+        assert!(id.starts_with("dep_"));
+        assert_eq!(id.len(), 4 + 16);
+        assert_eq!(id, dependency("td-aaaaaa", "td-bbbbbb", "depends_on"));
+        assert_ne!(id, dependency("td-bbbbbb", "td-aaaaaa", "depends_on"));
+        // sha256("a|b")[..8], computed independently with coreutils sha256sum.
+        assert_eq!(board_issue_position("a", "b"), "bip_0eab8a0a3380abf4");
+    }
+
+    #[test]
+    fn file_paths_are_cleaned_before_hashing() {
+        assert_eq!(normalize_file_path("src//main.rs"), "src/main.rs");
+        assert_eq!(normalize_file_path("./src/../lib.rs"), "lib.rs");
+        assert_eq!(normalize_file_path(""), ".");
+        assert_eq!(normalize_file_path("/abs/./x"), "/abs/x");
+        assert_eq!(normalize_file_path("../up"), "../up");
+        assert_eq!(issue_file("td-1", "./a/b.rs"), issue_file("td-1", "a/b.rs"));
+    }
+}

@@ -1,0 +1,236 @@
+//! td's v1 sync bodies, field for field (`../shared/reference/td-wire-protocol.md` §1).
+//!
+//! `payload` travels as raw JSON and is stored byte for byte, so it is a [`RawValue`] here,
+//! never a parsed tree.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Most events one push may carry (td's server limit; td clients send at most 500).
+pub const MAX_PUSH_EVENTS: usize = 1000;
+/// How many pending events a td client sends per push request.
+pub const CLIENT_PUSH_BATCH: usize = 500;
+/// Pull page size when the request names none (and what td clients always ask for).
+pub const DEFAULT_PULL_LIMIT: i64 = 1000;
+/// Largest pull page the server returns.
+pub const MAX_PULL_LIMIT: i64 = 10_000;
+
+/// `POST /v1/projects/{id}/sync/push` request body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushRequest {
+    #[serde(default)]
+    pub device_id: String,
+    #[serde(default)]
+    pub session_id: String,
+    #[serde(default)]
+    pub events: Vec<PushEvent>,
+}
+
+/// One action_log row as a td client pushes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushEvent {
+    pub client_action_id: i64,
+    pub action_type: String,
+    pub entity_type: String,
+    #[serde(default)]
+    pub entity_id: String,
+    pub payload: Box<RawValue>,
+    pub client_timestamp: String,
+}
+
+/// `POST …/sync/push` response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushResponse {
+    pub accepted: i64,
+    /// td's server emits `null` for none; td clients accept both, tdsync always sends `[]`.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub acks: Vec<Ack>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub client_action_id: i64,
+    pub server_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    pub client_action_id: i64,
+    pub reason: String,
+    /// The original seq for a `duplicate`; omitted when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_seq: Option<i64>,
+}
+
+/// Rejection reasons td's server uses.
+pub mod reject_reason {
+    pub const DUPLICATE: &str = "duplicate";
+    pub const EMPTY_ENTITY_ID: &str = "empty entity_id";
+}
+
+impl Rejection {
+    /// td clients treat a `duplicate` rejection that carries the original seq exactly like an
+    /// ack; anything else leaves the row pending.
+    pub fn as_ack(&self) -> Option<Ack> {
+        match self.server_seq {
+            Some(seq) if seq > 0 && self.reason == reject_reason::DUPLICATE => Some(Ack {
+                client_action_id: self.client_action_id,
+                server_seq: seq,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `GET …/sync/pull` query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullQuery {
+    #[serde(default)]
+    pub after_server_seq: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_client: Option<String>,
+}
+
+/// `GET …/sync/pull` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullResponse {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub events: Vec<PullEvent>,
+    pub last_server_seq: i64,
+    pub has_more: bool,
+}
+
+/// One event as the server returns it on pull.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullEvent {
+    pub server_seq: i64,
+    pub device_id: String,
+    pub session_id: String,
+    pub client_action_id: i64,
+    pub action_type: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub payload: Box<RawValue>,
+    pub client_timestamp: String,
+}
+
+/// `GET …/sync/status` response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub event_count: i64,
+    pub last_server_seq: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_time: Option<String>,
+}
+
+/// Error codes td's clients and server use (§1.3 of the wire reference).
+pub mod error_code {
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const FORBIDDEN: &str = "forbidden";
+    pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const NO_EVENTS: &str = "no_events";
+    pub const RATE_LIMITED: &str = "rate_limited";
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    pub const UNPROCESSABLE: &str = "unprocessable";
+    pub const INTERNAL: &str = "internal_error";
+}
+
+/// An error body that both of td's readers understand: the client reads the top-level
+/// `code`/`message`, the reference server's own tools read the nested `error` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        let code = code.into();
+        let message = message.into();
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            code,
+            message,
+        }
+    }
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_response_shapes_match_td() {
+        let none = PushResponse {
+            accepted: 0,
+            acks: vec![],
+            rejected: vec![],
+        };
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"accepted":0,"acks":[]}"#
+        );
+        let parsed: PushResponse =
+            serde_json::from_str(r#"{"accepted":0,"acks":null}"#).unwrap();
+        assert!(parsed.acks.is_empty());
+        let dup = Rejection {
+            client_action_id: 41,
+            reason: "duplicate".into(),
+            server_seq: Some(117),
+        };
+        assert_eq!(
+            serde_json::to_string(&dup).unwrap(),
+            r#"{"client_action_id":41,"reason":"duplicate","server_seq":117}"#
+        );
+        assert_eq!(dup.as_ack().unwrap().server_seq, 117);
+        let other = Rejection {
+            client_action_id: 1,
+            reason: "empty entity_id".into(),
+            server_seq: None,
+        };
+        assert!(other.as_ack().is_none());
+    }
+
+    #[test]
+    fn payload_round_trips_byte_for_byte() {
+        let body = r#"{"client_action_id":1,"action_type":"create","entity_type":"issues","entity_id":"td-1","payload":{"new_data":{"b":1,  "a":"x"},"previous_data":{},"schema_version":1},"client_timestamp":"2026-01-01T00:00:00Z"}"#;
+        let ev: PushEvent = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            ev.payload.get(),
+            r#"{"new_data":{"b":1,  "a":"x"},"previous_data":{},"schema_version":1}"#
+        );
+    }
+
+    #[test]
+    fn error_body_carries_both_shapes() {
+        let e = ErrorBody::new("unauthorized", "invalid token");
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["code"], "unauthorized");
+        assert_eq!(v["error"]["code"], "unauthorized");
+        assert_eq!(v["error"]["message"], "invalid token");
+    }
+}
