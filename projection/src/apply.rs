@@ -1,0 +1,616 @@
+//! td's apply rules (`../shared/reference/td-local-db-and-apply-semantics.md` §2.3–2.5), one event
+//! at a time, on any connection holding td's synced tables: a tdsync shard's projection or a td
+//! client database. Both run this code, which is why they converge.
+//!
+//! Where td does `INSERT OR REPLACE`, this does an upsert that writes the same row — payload
+//! columns from the payload, every other column back to its default — without deleting the
+//! old row first, so `ON DELETE CASCADE` children survive (td's REPLACE silently drops them).
+
+use rusqlite::{types::Value as SqlValue, Connection, ToSql};
+use serde_json::{Map, Value};
+use tdsync_protocol::{timestamp, ActionType, EntityType, Envelope};
+
+use crate::{
+    failure::ApplyError,
+    table::{Schema, TableInfo},
+    value::{read_row, same_value, to_sql, Row},
+};
+
+/// One event to apply, as stored in a shard's log or received on pull.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub server_seq: i64,
+    pub device_id: &'a str,
+    pub action_type: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: &'a str,
+    /// The whole envelope text `{"new_data":…,"previous_data":…,"schema_version":1}`.
+    pub payload: &'a str,
+    pub client_timestamp: &'a str,
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// A create inserted a new row.
+    Inserted,
+    /// A create, or an update without a usable merge, rewrote an existing row in full.
+    Replaced,
+    /// An update with `previous_data` wrote only the fields that changed.
+    Merged(Vec<String>),
+    Deleted,
+    SoftDeleted,
+    Restored,
+    /// Nothing to do (the row is missing and the rule never resurrects).
+    Unchanged,
+    /// A child whose cascade parent is gone: dropped on purpose, recorded, never retried.
+    Orphaned(Orphan),
+    /// A dependency create that would close a cycle and loses under td's tie-break.
+    CycleSkipped,
+}
+
+/// A child row whose `ON DELETE CASCADE` parent does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub column: String,
+    pub parent_table: String,
+    pub parent_id: String,
+}
+
+impl std::fmt::Display for Orphan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} references missing {}/{}",
+            self.column, self.parent_table, self.parent_id
+        )
+    }
+}
+
+/// The outcome of one event, with what conflict bookkeeping needs.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub entity: EntityType,
+    pub effect: Effect,
+    /// The row as it was before this event wrote it (None when it did not exist).
+    pub before: Option<Row>,
+    /// The row after the event (None when absent or when nothing existed before).
+    pub after: Option<Row>,
+    /// Columns whose value this write overwrote without its writer having seen that value
+    /// (see [`clobbered_columns`]). Empty for fresh inserts and writes without a known view.
+    pub clobbered: Vec<String>,
+}
+
+impl Applied {
+    /// td's notion of an overwrite: the upsert path replaced an existing row. td clients use it
+    /// (with author device and last-sync time) to fill their `sync_conflicts` table.
+    pub fn overwrote_existing_row(&self) -> bool {
+        matches!(self.effect, Effect::Replaced) && self.before.is_some()
+    }
+
+    pub fn changed_anything(&self) -> bool {
+        !matches!(
+            self.effect,
+            Effect::Unchanged | Effect::Orphaned(_) | Effect::CycleSkipped
+        )
+    }
+}
+
+/// Applies events to the synced tables of one database.
+#[derive(Debug, Clone)]
+pub struct Applier {
+    schema: Schema,
+}
+
+/// `updated_at` moves on every write, so overwriting it says nothing about lost work.
+const BOOKKEEPING_COLUMNS: &[&str] = &["id", "updated_at"];
+
+impl Applier {
+    /// Reads the synced tables' schema from `conn` (the database the events will be applied to).
+    pub fn new(conn: &Connection) -> rusqlite::Result<Applier> {
+        Ok(Applier {
+            schema: Schema::load(conn)?,
+        })
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Applies one event. Errors leave earlier statements of the same event in place, as td's
+    /// apply does; callers decide from [`ApplyError::is_permanent`] whether to quarantine.
+    pub fn apply(&self, conn: &Connection, ev: &Event<'_>) -> Result<Applied, ApplyError> {
+        let entity = EntityType::parse(ev.entity_type)
+            .filter(|e| e.is_synced())
+            .ok_or_else(|| ApplyError::InvalidEntityType(ev.entity_type.to_string()))?;
+        if ev.entity_id.is_empty() {
+            return Err(ApplyError::EmptyEntityId(ev.action_type.to_string()));
+        }
+        let action = ActionType::parse_canonical(ev.action_type)
+            .ok_or_else(|| ApplyError::UnknownActionType(ev.action_type.to_string()))?;
+        let table = self
+            .schema
+            .table(entity)
+            .ok_or(ApplyError::MissingTable(entity.table()))?;
+        let env = Envelope::parse(entity, ev.payload)?;
+        let (new_data, previous_data) = if entity == EntityType::Issues {
+            (unwrap_issue(env.new_data), unwrap_issue(env.previous_data))
+        } else {
+            (env.new_data, env.previous_data)
+        };
+        let before = read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?;
+
+        let op = Op {
+            conn,
+            table,
+            schema: &self.schema,
+            ev,
+            before: &before,
+        };
+        let (effect, view) = match action {
+            ActionType::Create => {
+                if entity == EntityType::IssueDependencies && op.cycle_loses(&new_data)? {
+                    (Effect::CycleSkipped, View::Unknown)
+                } else {
+                    (op.upsert(new_data, false)?, View::Nothing)
+                }
+            }
+            ActionType::Update if previous_data.is_empty() => {
+                (op.upsert(new_data, true)?, View::Unknown)
+            }
+            ActionType::Update => {
+                let effect = op.merge(&previous_data, new_data)?;
+                (effect, View::Saw(&previous_data))
+            }
+            ActionType::Delete => (op.delete()?, view_of(&previous_data)),
+            ActionType::SoftDelete => (op.soft_delete()?, view_of(&previous_data)),
+            ActionType::Restore => (op.restore()?, view_of(&previous_data)),
+        };
+
+        let after = match (&before, &effect) {
+            (None, _) | (_, Effect::Deleted) => None,
+            (Some(_), Effect::Unchanged | Effect::CycleSkipped | Effect::Orphaned(_)) => {
+                before.clone()
+            }
+            (Some(_), _) => read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?,
+        };
+        let clobbered = match &before {
+            Some(b) if effect != Effect::Unchanged => {
+                clobbered_columns(table, b, after.as_ref(), view)
+            }
+            _ => Vec::new(),
+        };
+        Ok(Applied {
+            entity,
+            effect,
+            before,
+            after,
+            clobbered,
+        })
+    }
+}
+
+/// What the writer of an event had seen of the row it wrote.
+#[derive(Clone, Copy)]
+enum View<'a> {
+    /// A create: the writer assumed no row, so every differing value was unseen.
+    Nothing,
+    /// The event's `previous_data`.
+    Saw(&'a Map<String, Value>),
+    /// No record of what the writer saw (e.g. td's work-session updates): never a conflict.
+    Unknown,
+}
+
+fn view_of(previous: &Map<String, Value>) -> View<'_> {
+    if previous.is_empty() {
+        View::Unknown
+    } else {
+        View::Saw(previous)
+    }
+}
+
+/// Columns a write changed whose old value its writer had not seen: the value before the write
+/// differs from the value after it, and from the writer's own view of it. `updated_at` is
+/// bookkeeping (every write moves it) and never counts.
+fn clobbered_columns(
+    table: &TableInfo,
+    before: &Row,
+    after: Option<&Row>,
+    view: View<'_>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for col in &table.columns {
+        if BOOKKEEPING_COLUMNS.contains(&col.name.as_str())
+            || table.entity.local_only_fields().contains(&col.name.as_str())
+        {
+            continue;
+        }
+        let old = before.get(&col.name).unwrap_or(&SqlValue::Null);
+        let changed = match after {
+            Some(a) => !same_value(col, old, a.get(&col.name).unwrap_or(&SqlValue::Null)),
+            None => true,
+        };
+        if !changed {
+            continue;
+        }
+        let unseen = match view {
+            View::Unknown => false,
+            View::Nothing => true,
+            View::Saw(seen) => {
+                let seen_value = to_sql(table, col, seen.get(&col.name).unwrap_or(&Value::Null));
+                !same_value(col, old, &seen_value)
+            }
+        };
+        if unseen {
+            out.push(col.name.clone());
+        }
+    }
+    out
+}
+
+/// td wraps the issue for some review actions as `{"issue":{…},…}`.
+fn unwrap_issue(mut fields: Map<String, Value>) -> Map<String, Value> {
+    match fields.remove("issue") {
+        Some(Value::Object(inner)) => inner,
+        Some(other) => {
+            fields.insert("issue".into(), other);
+            fields
+        }
+        None => fields,
+    }
+}
+
+fn sql_err(table: &TableInfo, ev: &Event<'_>, e: rusqlite::Error) -> ApplyError {
+    ApplyError::sql(format!("{} {}/{}", ev.action_type, table.name(), ev.entity_id), e)
+}
+
+/// One event's application, with the pieces every rule needs.
+struct Op<'a> {
+    conn: &'a Connection,
+    table: &'a TableInfo,
+    schema: &'a Schema,
+    ev: &'a Event<'a>,
+    before: &'a Option<Row>,
+}
+
+impl Op<'_> {
+    fn err(&self, e: rusqlite::Error) -> ApplyError {
+        sql_err(self.table, self.ev, e)
+    }
+
+    fn exec(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, ApplyError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        stmt.execute(params).map_err(|e| self.err(e))
+    }
+
+    /// create (and update without previous_data): the whole row from `new_data`; columns the
+    /// payload lacks take their defaults. `only_existing` never inserts (updates never
+    /// resurrect a missing or hard-deleted row).
+    fn upsert(
+        &self,
+        mut fields: Map<String, Value>,
+        only_existing: bool,
+    ) -> Result<Effect, ApplyError> {
+        let table = self.table;
+        let id = self.ev.entity_id;
+        if fields.is_empty() {
+            return Err(ApplyError::NoFields {
+                table: table.name(),
+                id: id.to_string(),
+            });
+        }
+        let exists = self.before.is_some();
+        if only_existing && !exists {
+            return Ok(Effect::Unchanged);
+        }
+        fields.insert("id".into(), Value::String(id.to_string()));
+        if !exists && let Some(orphan) = self.missing_parent(&fields)? {
+            return Ok(Effect::Orphaned(orphan));
+        }
+        let mut cols: Vec<(&str, SqlValue)> = Vec::with_capacity(fields.len());
+        for (name, value) in &fields {
+            if let Some(col) = table.column(name) {
+                cols.push((col.name.as_str(), to_sql(table, col, value)));
+            }
+        }
+        if cols.len() <= 1 {
+            return Err(ApplyError::NoKnownFields {
+                table: table.name(),
+                id: id.to_string(),
+            });
+        }
+        self.clear_unique_collisions(&cols)?;
+
+        let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+        let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let mut set: Vec<String> = names
+            .iter()
+            .filter(|n| **n != "id")
+            .map(|n| format!("{n} = excluded.{n}"))
+            .collect();
+        for col in &table.columns {
+            if !col.primary_key && !names.contains(&col.name.as_str()) {
+                let default = col.default_sql.as_deref().unwrap_or("NULL");
+                set.push(format!("{} = {default}", col.name));
+            }
+        }
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",
+            table.name(),
+            names.join(", "),
+            placeholders.join(", "),
+            set.join(", ")
+        );
+        let params: Vec<&dyn ToSql> = cols.iter().map(|(_, v)| v as &dyn ToSql).collect();
+        self.exec(&sql, &params)?;
+        Ok(if exists {
+            Effect::Replaced
+        } else {
+            Effect::Inserted
+        })
+    }
+
+    /// td's REPLACE also removes rows that collide on another UNIQUE key (e.g. a legacy
+    /// position with a non-deterministic id). Those tables have no children, so this deletes
+    /// nothing else.
+    fn clear_unique_collisions(&self, cols: &[(&str, SqlValue)]) -> Result<(), ApplyError> {
+        for key in &self.table.unique_keys {
+            let values: Option<Vec<&SqlValue>> = key
+                .iter()
+                .map(|k| cols.iter().find(|(n, _)| n == k).map(|(_, v)| v))
+                .collect();
+            let Some(values) = values else { continue };
+            let cond: Vec<String> = key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} = ?{}", i + 2))
+                .collect();
+            let sql = format!(
+                "DELETE FROM {} WHERE id != ?1 AND {}",
+                self.table.name(),
+                cond.join(" AND ")
+            );
+            let id = self.ev.entity_id;
+            let mut params: Vec<&dyn ToSql> = vec![&id];
+            params.extend(values.iter().map(|v| *v as &dyn ToSql));
+            self.exec(&sql, &params)?;
+        }
+        Ok(())
+    }
+
+    /// The first cascade parent a fresh child references that does not exist. Only when the
+    /// database enforces foreign keys, as td: without enforcement the insert would succeed.
+    fn missing_parent(&self, fields: &Map<String, Value>) -> Result<Option<Orphan>, ApplyError> {
+        if !self.schema.foreign_keys_enforced {
+            return Ok(None);
+        }
+        for fk in &self.table.cascade_parents {
+            let parent_id = match fields.get(&fk.column) {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            let Some(parent) = EntityType::parse(&fk.parent_table)
+                .and_then(|e| self.schema.table(e))
+                .filter(|t| t.has_column(&fk.parent_column))
+            else {
+                // Cannot check here; SQLite's own enforcement decides (and then quarantines).
+                continue;
+            };
+            let sql = format!(
+                "SELECT 1 FROM {} WHERE {} = ?1 LIMIT 1",
+                parent.name(),
+                fk.parent_column
+            );
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+            if !stmt.exists([&parent_id]).map_err(|e| self.err(e))? {
+                return Ok(Some(Orphan {
+                    column: fk.column.clone(),
+                    parent_table: fk.parent_table.clone(),
+                    parent_id,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// update with previous_data: write only the fields that differ between the writer's before
+    /// and after images. td falls back to a whole-row rewrite of an existing row when there is
+    /// no difference, no known column among the differences, no such row, or an error.
+    fn merge(
+        &self,
+        previous: &Map<String, Value>,
+        new_data: Map<String, Value>,
+    ) -> Result<Effect, ApplyError> {
+        let changed = diff(previous, &new_data);
+        let table = self.table;
+        let mut keys: Vec<(&str, SqlValue)> = changed
+            .iter()
+            .filter_map(|(k, v)| table.column(k).map(|c| (c.name.as_str(), to_sql(table, c, v))))
+            .collect();
+        if keys.is_empty() {
+            return self.upsert(new_data, true);
+        }
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        let set: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| format!("{k} = ?{}", i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE id = ?{}",
+            table.name(),
+            set.join(", "),
+            keys.len() + 1
+        );
+        let id = self.ev.entity_id;
+        let mut params: Vec<&dyn ToSql> = keys.iter().map(|(_, v)| v as &dyn ToSql).collect();
+        params.push(&id);
+        match self.exec(&sql, &params) {
+            Ok(n) if n > 0 => Ok(Effect::Merged(
+                keys.iter().map(|(k, _)| k.to_string()).collect(),
+            )),
+            _ => self.upsert(new_data, true),
+        }
+    }
+
+    fn delete(&self) -> Result<Effect, ApplyError> {
+        let id = self.ev.entity_id;
+        if self.table.entity == EntityType::Issues {
+            // parent_id has no FK ('' means no parent), so children are unlinked by hand.
+            self.exec("UPDATE issues SET parent_id = '' WHERE parent_id = ?1", &[&id])?;
+        }
+        let n = self.exec(
+            &format!("DELETE FROM {} WHERE id = ?1", self.table.name()),
+            &[&id],
+        )?;
+        Ok(if n > 0 {
+            Effect::Deleted
+        } else {
+            Effect::Unchanged
+        })
+    }
+
+    fn soft_delete(&self) -> Result<Effect, ApplyError> {
+        let when = event_time(self.ev.client_timestamp);
+        let id = self.ev.entity_id;
+        let n = self.exec(
+            &format!("UPDATE {} SET deleted_at = ?1 WHERE id = ?2", self.table.name()),
+            &[&when, &id],
+        )?;
+        Ok(if n > 0 {
+            Effect::SoftDeleted
+        } else {
+            Effect::Unchanged
+        })
+    }
+
+    fn restore(&self) -> Result<Effect, ApplyError> {
+        let when = event_time(self.ev.client_timestamp);
+        let id = self.ev.entity_id;
+        let n = self.exec(
+            &format!(
+                "UPDATE {} SET deleted_at = NULL, updated_at = ?1 WHERE id = ?2",
+                self.table.name()
+            ),
+            &[&when, &id],
+        )?;
+        Ok(if n > 0 {
+            Effect::Restored
+        } else {
+            Effect::Unchanged
+        })
+    }
+
+    /// td's cycle rule for dependency creates: if the new edge closes a `depends_on` cycle, the
+    /// edge whose `issue_id|depends_on_id` sorts first wins; when the incoming one wins, the
+    /// reverse edge is removed. Returns true when the incoming edge loses and is skipped.
+    fn cycle_loses(&self, new_data: &Map<String, Value>) -> Result<bool, ApplyError> {
+        let field = |k: &str| new_data.get(k).and_then(Value::as_str).unwrap_or("");
+        let (issue, depends_on) = (field("issue_id"), field("depends_on_id"));
+        if issue.is_empty() || depends_on.is_empty() {
+            return Ok(false);
+        }
+        if !self.path_exists(depends_on, issue)? {
+            return Ok(false);
+        }
+        let incoming = format!("{issue}|{depends_on}");
+        let reverse = format!("{depends_on}|{issue}");
+        if incoming < reverse {
+            self.exec(
+                "DELETE FROM issue_dependencies WHERE issue_id = ?1 AND depends_on_id = ?2",
+                &[&depends_on, &issue],
+            )?;
+            Ok(false)
+        } else {
+            Ok(true)
+        }
+    }
+
+    /// Whether `to` is reachable from `from` along `depends_on` edges (or they are equal).
+    fn path_exists(&self, from: &str, to: &str) -> Result<bool, ApplyError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![from.to_string()];
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT depends_on_id FROM issue_dependencies \
+                 WHERE issue_id = ?1 AND relation_type = 'depends_on'",
+            )
+            .map_err(|e| self.err(e))?;
+        while let Some(node) = stack.pop() {
+            if node == to {
+                return Ok(true);
+            }
+            if !seen.insert(node.clone()) {
+                continue;
+            }
+            let next: Vec<String> = stmt
+                .query_map([&node], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e))?;
+            stack.extend(next);
+        }
+        Ok(false)
+    }
+}
+
+/// The time td binds for soft_delete/restore: the event's client timestamp in td's SQLite text
+/// form, or Go's zero time when it cannot be read (as td does).
+fn event_time(client_timestamp: &str) -> String {
+    match timestamp::parse(client_timestamp) {
+        Some(t) => timestamp::format_sqlite(&t),
+        None => "0001-01-01 00:00:00+00:00".to_string(),
+    }
+}
+
+/// Fields that differ between the writer's before and after images: new or changed keys with
+/// their new value, removed keys as null. `id` never changes.
+fn diff(previous: &Map<String, Value>, current: &Map<String, Value>) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (k, v) in current {
+        if k != "id" && !previous.get(k).is_some_and(|old| json_equal(old, v)) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    for k in previous.keys() {
+        if k != "id" && !current.contains_key(k) {
+            out.push((k.clone(), Value::Null));
+        }
+    }
+    out
+}
+
+/// Equality of decoded JSON as Go compares it: every number is a float64.
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_sees_changes_removals_and_float_equality() {
+        let prev: Map<String, Value> =
+            serde_json::from_str(r#"{"id":"x","a":1,"b":"x","c":[1]}"#).unwrap();
+        let new: Map<String, Value> =
+            serde_json::from_str(r#"{"id":"y","a":1.0,"b":"y","d":true}"#).unwrap();
+        let mut d = diff(&prev, &new);
+        d.sort_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["b", "c", "d"]);
+        assert_eq!(d[1].1, Value::Null);
+    }
+}

@@ -1,0 +1,302 @@
+//! Row-by-row comparison of the synced tables of two databases: the convergence check used by
+//! the rebuild verification, the property tests and the harness oracle.
+//!
+//! Values are compared by meaning: timestamps as instants, integral reals as integers.
+//! Differences that are not divergence are named here, each with its reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use rusqlite::{types::Value as SqlValue, Connection};
+use tdsync_protocol::{timestamp, EntityType};
+
+use crate::table::Schema;
+
+/// A value reduced to what it means.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Norm {
+    Null,
+    Int(i64),
+    /// A non-integral real, by its bits.
+    Real(u64),
+    Text(String),
+    /// A timestamp, as nanoseconds since the epoch (UTC).
+    Instant(i128),
+    Blob(Vec<u8>),
+}
+
+impl fmt::Display for Norm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Norm::Null => f.write_str("NULL"),
+            Norm::Int(i) => write!(f, "{i}"),
+            Norm::Real(bits) => write!(f, "{}", f64::from_bits(*bits)),
+            Norm::Text(s) if s.chars().count() > 120 => {
+                let head: String = s.chars().take(117).collect();
+                write!(f, "{head:?}… ({} chars)", s.chars().count())
+            }
+            Norm::Text(s) => write!(f, "{s:?}"),
+            Norm::Instant(ns) => {
+                let secs = (*ns).div_euclid(1_000_000_000) as i64;
+                let nanos = (*ns).rem_euclid(1_000_000_000) as u32;
+                match chrono::DateTime::from_timestamp(secs, nanos) {
+                    Some(t) => write!(f, "{}", t.to_rfc3339()),
+                    None => write!(f, "instant({ns})"),
+                }
+            }
+            Norm::Blob(b) => write!(f, "blob({} bytes)", b.len()),
+        }
+    }
+}
+
+/// One table's rows, by id.
+#[derive(Debug, Clone, Default)]
+pub struct TableDump {
+    pub columns: BTreeSet<String>,
+    pub rows: BTreeMap<String, BTreeMap<String, Norm>>,
+}
+
+/// The synced tables of one database.
+#[derive(Debug, Clone, Default)]
+pub struct Dump {
+    pub tables: BTreeMap<EntityType, TableDump>,
+}
+
+/// The builtin board is created locally by every td database at init and never synced, so
+/// its times are per-replica facts, not divergence.
+const PER_REPLICA: &[(EntityType, &str, &[&str])] = &[(
+    EntityType::Boards,
+    "bd-all-issues",
+    &["created_at", "updated_at", "last_viewed_at"],
+)];
+
+impl Dump {
+    /// Reads every synced table present in `conn`.
+    pub fn read(conn: &Connection) -> rusqlite::Result<Dump> {
+        let schema = Schema::load(conn)?;
+        let mut tables = BTreeMap::new();
+        for entity in EntityType::SYNCED {
+            let Some(info) = schema.table(entity) else {
+                continue;
+            };
+            let local_only = entity.local_only_fields();
+            let cols: Vec<&crate::table::Column> = info
+                .columns
+                .iter()
+                .filter(|c| !local_only.contains(&c.name.as_str()))
+                .collect();
+            let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+            let sql = format!("SELECT {} FROM {} ORDER BY id", names.join(", "), entity.table());
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            let mut dump = TableDump {
+                columns: names.iter().map(|s| s.to_string()).collect(),
+                rows: BTreeMap::new(),
+            };
+            while let Some(r) = rows.next()? {
+                let mut row = BTreeMap::new();
+                for (i, col) in cols.iter().enumerate() {
+                    let v: SqlValue = r.get(i)?;
+                    row.insert(col.name.clone(), normalize(v, col.is_timestamp()));
+                }
+                let id = match row.get("id") {
+                    Some(Norm::Text(s)) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                for (e, rid, per_replica) in PER_REPLICA {
+                    if *e == entity && *rid == id {
+                        for c in *per_replica {
+                            row.remove(*c);
+                        }
+                    }
+                }
+                dump.rows.insert(id, row);
+            }
+            tables.insert(entity, dump);
+        }
+        Ok(Dump { tables })
+    }
+
+    /// The first difference between two dumps (tables, then rows by id, then columns), over
+    /// the columns both sides have. None means they are identical.
+    pub fn first_difference(&self, other: &Dump) -> Option<Divergence> {
+        for entity in EntityType::SYNCED {
+            let (a, b) = match (self.tables.get(&entity), other.tables.get(&entity)) {
+                (Some(a), Some(b)) => (a, b),
+                (None, None) => continue,
+                (a, _) => {
+                    return Some(Divergence {
+                        entity,
+                        id: String::new(),
+                        kind: DivergenceKind::TableMissing {
+                            on_left: a.is_none(),
+                        },
+                    });
+                }
+            };
+            let common: BTreeSet<&String> = a.columns.intersection(&b.columns).collect();
+            let ids: BTreeSet<&String> = a.rows.keys().chain(b.rows.keys()).collect();
+            for id in ids {
+                let (ra, rb) = match (a.rows.get(id), b.rows.get(id)) {
+                    (Some(ra), Some(rb)) => (ra, rb),
+                    (ra, _) => {
+                        return Some(Divergence {
+                            entity,
+                            id: id.clone(),
+                            kind: DivergenceKind::RowMissing {
+                                on_left: ra.is_none(),
+                                row: ra.or(b.rows.get(id)).cloned().unwrap_or_default(),
+                            },
+                        });
+                    }
+                };
+                for col in &common {
+                    let (va, vb) = (ra.get(*col), rb.get(*col));
+                    if va != vb {
+                        return Some(Divergence {
+                            entity,
+                            id: id.clone(),
+                            kind: DivergenceKind::Value {
+                                column: (*col).clone(),
+                                left: va.cloned().unwrap_or(Norm::Null),
+                                right: vb.cloned().unwrap_or(Norm::Null),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Total rows across tables.
+    pub fn row_count(&self) -> usize {
+        self.tables.values().map(|t| t.rows.len()).sum()
+    }
+}
+
+fn normalize(v: SqlValue, is_timestamp: bool) -> Norm {
+    match v {
+        SqlValue::Null => Norm::Null,
+        SqlValue::Integer(i) => Norm::Int(i),
+        SqlValue::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Norm::Int(f as i64),
+        SqlValue::Real(f) => Norm::Real(f.to_bits()),
+        SqlValue::Text(s) => {
+            if is_timestamp
+                && let Some(t) = timestamp::parse(&s)
+                && let Some(ns) = t.timestamp_nanos_opt()
+            {
+                return Norm::Instant(i128::from(ns));
+            }
+            Norm::Text(s)
+        }
+        SqlValue::Blob(b) => Norm::Blob(b),
+    }
+}
+
+/// Where two replicas first disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Divergence {
+    pub entity: EntityType,
+    pub id: String,
+    pub kind: DivergenceKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DivergenceKind {
+    TableMissing {
+        on_left: bool,
+    },
+    RowMissing {
+        on_left: bool,
+        row: BTreeMap<String, Norm>,
+    },
+    Value {
+        column: String,
+        left: Norm,
+        right: Norm,
+    },
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DivergenceKind::TableMissing { on_left } => write!(
+                f,
+                "table {} exists only on the {} side",
+                self.entity,
+                if *on_left { "right" } else { "left" }
+            ),
+            DivergenceKind::RowMissing { on_left, row } => {
+                write!(
+                    f,
+                    "{}/{}: row only on the {} side:",
+                    self.entity,
+                    self.id,
+                    if *on_left { "right" } else { "left" }
+                )?;
+                for (k, v) in row {
+                    write!(f, " {k}={v}")?;
+                }
+                Ok(())
+            }
+            DivergenceKind::Value {
+                column,
+                left,
+                right,
+            } => write!(
+                f,
+                "{}/{}: column {column}: left {left} ≠ right {right}",
+                self.entity, self.id
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::create_synced_tables;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        create_synced_tables(&c).unwrap();
+        c
+    }
+
+    #[test]
+    fn equal_meaning_is_no_difference_and_a_real_change_is_named() {
+        let (a, b) = (db(), db());
+        a.execute(
+            "INSERT INTO issues (id, title, points, created_at, updated_at) \
+             VALUES ('td-1','t',2,'2026-01-01T00:00:00Z','2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        b.execute(
+            "INSERT INTO issues (id, title, points, created_at, updated_at) \
+             VALUES ('td-1','t',2.0,'2026-01-01 00:00:00+00:00','2026-01-01 00:00:00')",
+            [],
+        )
+        .unwrap();
+        let (da, db_) = (Dump::read(&a).unwrap(), Dump::read(&b).unwrap());
+        assert_eq!(da.first_difference(&db_), None);
+        b.execute("UPDATE issues SET title='u'", []).unwrap();
+        let d = da.first_difference(&Dump::read(&b).unwrap()).unwrap();
+        assert_eq!(d.entity, EntityType::Issues);
+        assert_eq!(d.id, "td-1");
+        assert!(d.to_string().contains("column title"), "{d}");
+    }
+
+    #[test]
+    fn missing_rows_are_reported_with_their_side() {
+        let (a, b) = (db(), db());
+        a.execute("INSERT INTO notes VALUES ('nt-1','t','c','x','x',0,0,NULL)", [])
+            .unwrap();
+        let d = Dump::read(&a)
+            .unwrap()
+            .first_difference(&Dump::read(&b).unwrap())
+            .unwrap();
+        assert!(matches!(d.kind, DivergenceKind::RowMissing { on_left: false, .. }));
+    }
+}
