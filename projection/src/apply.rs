@@ -6,14 +6,14 @@
 //! columns from the payload, every other column back to its default — without deleting the
 //! old row first, so `ON DELETE CASCADE` children survive (td's REPLACE silently drops them).
 
-use rusqlite::{types::Value as SqlValue, Connection, ToSql};
+use rusqlite::{Connection, ToSql, types::Value as SqlValue};
 use serde_json::{Map, Value};
-use tdsync_protocol::{timestamp, ActionType, EntityType, Envelope};
+use tdsync_protocol::{ActionType, EntityType, Envelope, timestamp};
 
 use crate::{
     failure::ApplyError,
     table::{Schema, TableInfo},
-    value::{read_row, same_value, to_sql, Row},
+    value::{Row, read_row, same_value, to_sql},
 };
 
 /// One event to apply, as stored in a shard's log or received on pull.
@@ -172,7 +172,9 @@ impl Applier {
             (Some(_), Effect::Unchanged | Effect::CycleSkipped | Effect::Orphaned(_)) => {
                 before.clone()
             }
-            (Some(_), _) => read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?,
+            (Some(_), _) => {
+                read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?
+            }
         };
         let clobbered = match &before {
             Some(b) if effect != Effect::Unchanged => {
@@ -221,7 +223,10 @@ fn clobbered_columns(
     let mut out = Vec::new();
     for col in &table.columns {
         if BOOKKEEPING_COLUMNS.contains(&col.name.as_str())
-            || table.entity.local_only_fields().contains(&col.name.as_str())
+            || table
+                .entity
+                .local_only_fields()
+                .contains(&col.name.as_str())
         {
             continue;
         }
@@ -261,7 +266,10 @@ fn unwrap_issue(mut fields: Map<String, Value>) -> Map<String, Value> {
 }
 
 fn sql_err(table: &TableInfo, ev: &Event<'_>, e: rusqlite::Error) -> ApplyError {
-    ApplyError::sql(format!("{} {}/{}", ev.action_type, table.name(), ev.entity_id), e)
+    ApplyError::sql(
+        format!("{} {}/{}", ev.action_type, table.name(), ev.entity_id),
+        e,
+    )
 }
 
 /// One event's application, with the pieces every rule needs.
@@ -426,7 +434,11 @@ impl Op<'_> {
         let table = self.table;
         let mut keys: Vec<(&str, SqlValue)> = changed
             .iter()
-            .filter_map(|(k, v)| table.column(k).map(|c| (c.name.as_str(), to_sql(table, c, v))))
+            .filter_map(|(k, v)| {
+                table
+                    .column(k)
+                    .map(|c| (c.name.as_str(), to_sql(table, c, v)))
+            })
             .collect();
         if keys.is_empty() {
             return self.upsert(new_data, true);
@@ -458,7 +470,10 @@ impl Op<'_> {
         let id = self.ev.entity_id;
         if self.table.entity == EntityType::Issues {
             // parent_id has no FK ('' means no parent), so children are unlinked by hand.
-            self.exec("UPDATE issues SET parent_id = '' WHERE parent_id = ?1", &[&id])?;
+            self.exec(
+                "UPDATE issues SET parent_id = '' WHERE parent_id = ?1",
+                &[&id],
+            )?;
         }
         let n = self.exec(
             &format!("DELETE FROM {} WHERE id = ?1", self.table.name()),
@@ -475,7 +490,10 @@ impl Op<'_> {
         let when = event_time(self.ev.client_timestamp);
         let id = self.ev.entity_id;
         let n = self.exec(
-            &format!("UPDATE {} SET deleted_at = ?1 WHERE id = ?2", self.table.name()),
+            &format!(
+                "UPDATE {} SET deleted_at = ?1 WHERE id = ?2",
+                self.table.name()
+            ),
             &[&when, &id],
         )?;
         Ok(if n > 0 {

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use rusqlite::{types::Value as SqlValue, Connection};
-use tdsync_protocol::{timestamp, EntityType};
+use rusqlite::{Connection, types::Value as SqlValue};
+use tdsync_protocol::{EntityType, timestamp};
 
 use crate::table::Schema;
 
@@ -86,7 +86,11 @@ impl Dump {
                 .filter(|c| !local_only.contains(&c.name.as_str()))
                 .collect();
             let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-            let sql = format!("SELECT {} FROM {} ORDER BY id", names.join(", "), entity.table());
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY id",
+                names.join(", "),
+                entity.table()
+            );
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query([])?;
             let mut dump = TableDump {
@@ -291,12 +295,18 @@ mod tests {
     #[test]
     fn missing_rows_are_reported_with_their_side() {
         let (a, b) = (db(), db());
-        a.execute("INSERT INTO notes VALUES ('nt-1','t','c','x','x',0,0,NULL)", [])
-            .unwrap();
+        a.execute(
+            "INSERT INTO notes VALUES ('nt-1','t','c','x','x',0,0,NULL)",
+            [],
+        )
+        .unwrap();
         let d = Dump::read(&a)
             .unwrap()
             .first_difference(&Dump::read(&b).unwrap())
             .unwrap();
-        assert!(matches!(d.kind, DivergenceKind::RowMissing { on_left: false, .. }));
+        assert!(matches!(
+            d.kind,
+            DivergenceKind::RowMissing { on_left: false, .. }
+        ));
     }
 }

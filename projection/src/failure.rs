@@ -100,10 +100,14 @@ mod tests {
     #[test]
     fn classification_follows_td() {
         assert!(is_permanent_message("FOREIGN KEY constraint failed"));
-        assert!(is_permanent_message("table x has no column named y: no such column"));
+        assert!(is_permanent_message(
+            "table x has no column named y: no such column"
+        ));
         assert!(!is_permanent_message("database is locked"));
         // A constraint check aborted by a lock is retried.
-        assert!(!is_permanent_message("constraint failed: database is locked"));
+        assert!(!is_permanent_message(
+            "constraint failed: database is locked"
+        ));
         assert!(!is_permanent_message("something nobody has seen"));
         assert!(ApplyError::InvalidEntityType("x".into()).is_permanent());
     }

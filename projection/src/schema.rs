@@ -54,7 +54,11 @@ mod tests {
             assert_eq!(n, 1, "{table}");
         }
         let builtin: String = conn
-            .query_row("SELECT name FROM boards WHERE id='bd-all-issues'", [], |r| r.get(0))
+            .query_row(
+                "SELECT name FROM boards WHERE id='bd-all-issues'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(builtin, "All Issues");
     }

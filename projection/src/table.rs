@@ -102,7 +102,9 @@ fn cascade_parents(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Casca
     // (id, seq, parent table, from, to, on_update, on_delete, match); composite keys share an id.
     let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({table})"))?;
     let rows: Vec<(i64, String, String, Option<String>, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(6)?)))?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(6)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for (id, parent, from, to, on_delete) in &rows {
@@ -123,7 +125,11 @@ fn unique_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Vec<Strin
     let mut stmt = conn.prepare(&format!("PRAGMA index_list({table})"))?;
     let names: Vec<String> = stmt
         .query_map([], |r| {
-            Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
         })?
         .filter_map(|r| match r {
             Ok((name, 1, origin)) if origin == "u" => Some(Ok(name)),
@@ -186,11 +192,20 @@ mod tests {
         assert!(issues.column("labels").unwrap().is_text_empty_default());
         assert!(!issues.column("points").unwrap().is_text_empty_default());
         assert!(issues.column("deleted_at").unwrap().is_timestamp());
-        assert!(issues.cascade_parents.is_empty(), "parent_id has no FK in td");
+        assert!(
+            issues.cascade_parents.is_empty(),
+            "parent_id has no FK in td"
+        );
         let pos = schema.table(EntityType::BoardIssuePositions).unwrap();
         assert_eq!(pos.cascade_parents.len(), 2);
-        assert_eq!(pos.unique_keys, vec![vec!["board_id".to_string(), "issue_id".into()]]);
+        assert_eq!(
+            pos.unique_keys,
+            vec![vec!["board_id".to_string(), "issue_id".into()]]
+        );
         let reviews = schema.table(EntityType::IssueReviews).unwrap();
-        assert!(reviews.cascade_parents.is_empty(), "reviews' FK does not cascade");
+        assert!(
+            reviews.cascade_parents.is_empty(),
+            "reviews' FK does not cascade"
+        );
     }
 }

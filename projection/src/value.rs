@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value};
 use tdsync_protocol::{
+    EntityType,
     payload::{go_marshal, go_number},
-    timestamp, EntityType,
+    timestamp,
 };
 
 use crate::table::{Column, TableInfo};
@@ -55,9 +56,7 @@ pub fn same_value(column: &Column, a: &SqlValue, b: &SqlValue) -> bool {
     use SqlValue::{Integer, Null, Real, Text};
     match (a, b) {
         (Integer(x), Real(y)) | (Real(y), Integer(x)) => (*x as f64) == *y,
-        (Text(x), Text(y)) => {
-            x == y || (column.is_timestamp() && timestamp::same_instant(x, y))
-        }
+        (Text(x), Text(y)) => x == y || (column.is_timestamp() && timestamp::same_instant(x, y)),
         (Text(t), Null) | (Null, Text(t)) => t.is_empty() && column.is_text_empty_default(),
         _ => a == b,
     }
@@ -137,7 +136,11 @@ mod tests {
             SqlValue::Integer(1)
         );
         assert_eq!(
-            to_sql(&t, &col("acceptance"), &serde_json::json!({"b":1,"a":["<"]})),
+            to_sql(
+                &t,
+                &col("acceptance"),
+                &serde_json::json!({"b":1,"a":["<"]})
+            ),
             SqlValue::Text(r#"{"a":["\u003c"],"b":1}"#.into())
         );
     }

@@ -19,12 +19,18 @@ pub fn board_issue_position(board_id: &str, issue_id: &str) -> String {
 
 /// `dep_…` for a dependency edge.
 pub fn dependency(issue_id: &str, depends_on_id: &str, relation_type: &str) -> String {
-    deterministic("dep_", &format!("{issue_id}|{depends_on_id}|{relation_type}"))
+    deterministic(
+        "dep_",
+        &format!("{issue_id}|{depends_on_id}|{relation_type}"),
+    )
 }
 
 /// `ifl_…` for a file link; the path is normalised first.
 pub fn issue_file(issue_id: &str, file_path: &str) -> String {
-    deterministic("ifl_", &format!("{issue_id}|{}", normalize_file_path(file_path)))
+    deterministic(
+        "ifl_",
+        &format!("{issue_id}|{}", normalize_file_path(file_path)),
+    )
 }
 
 /// `wsi_…` for a work-session tag.

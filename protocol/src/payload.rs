@@ -56,7 +56,10 @@ impl Envelope {
         previous_data: Option<&str>,
     ) -> String {
         let image = |text: Option<&str>| -> String {
-            let text = text.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("{}");
+            let text = text
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .unwrap_or("{}");
             if entity.local_only_fields().is_empty() {
                 return go_compact(text);
             }
@@ -273,12 +276,16 @@ mod tests {
 
     #[test]
     fn outgoing_scrub_only_touches_local_fields() {
-        let raw = r#"{"new_data":{"id":"ws-1","worktree_id":"w"},"previous_data":{},"schema_version":1}"#;
+        let raw =
+            r#"{"new_data":{"id":"ws-1","worktree_id":"w"},"previous_data":{},"schema_version":1}"#;
         assert_eq!(
             scrub_outgoing(Some(EntityType::WorkSessions), raw),
             r#"{"new_data":{"id":"ws-1"},"previous_data":{},"schema_version":1}"#
         );
         let untouched = r#"{"new_data":{"id":"td-1"},  "previous_data":{}}"#;
-        assert_eq!(scrub_outgoing(Some(EntityType::Issues), untouched), untouched);
+        assert_eq!(
+            scrub_outgoing(Some(EntityType::Issues), untouched),
+            untouched
+        );
     }
 }

@@ -109,9 +109,7 @@ impl EntityType {
             "note" | "notes" => EntityType::Notes,
             "session" | "sessions" => EntityType::Sessions,
             "git_snapshot" | "git_snapshots" => EntityType::GitSnapshots,
-            "issue_session_history" | "issue_session_histories" => {
-                EntityType::IssueSessionHistory
-            }
+            "issue_session_history" | "issue_session_histories" => EntityType::IssueSessionHistory,
             _ => return None,
         };
         Some(ty)
@@ -239,18 +237,33 @@ mod tests {
 
     #[test]
     fn twelve_synced_tables() {
-        assert_eq!(EntityType::SYNCED.iter().filter(|t| t.is_synced()).count(), 12);
+        assert_eq!(
+            EntityType::SYNCED.iter().filter(|t| t.is_synced()).count(),
+            12
+        );
         assert!(!EntityType::Sessions.is_synced());
     }
 
     #[test]
     fn canonical_delete_is_never_turned_into_soft_delete() {
         assert_eq!(ActionType::normalize_wire("delete"), ActionType::Delete);
-        assert_eq!(ActionType::from_action_log("delete"), ActionType::SoftDelete);
-        assert_eq!(ActionType::normalize_wire("board_delete"), ActionType::Delete);
+        assert_eq!(
+            ActionType::from_action_log("delete"),
+            ActionType::SoftDelete
+        );
+        assert_eq!(
+            ActionType::normalize_wire("board_delete"),
+            ActionType::Delete
+        );
         assert_eq!(ActionType::normalize_wire("handoff"), ActionType::Create);
-        assert_eq!(ActionType::normalize_wire("board_update"), ActionType::Create);
-        assert_eq!(ActionType::normalize_wire("board_unposition"), ActionType::SoftDelete);
+        assert_eq!(
+            ActionType::normalize_wire("board_update"),
+            ActionType::Create
+        );
+        assert_eq!(
+            ActionType::normalize_wire("board_unposition"),
+            ActionType::SoftDelete
+        );
         assert_eq!(ActionType::normalize_wire("approve"), ActionType::Update);
         assert_eq!(ActionType::normalize_wire("restore"), ActionType::Restore);
     }

@@ -165,7 +165,13 @@ mod tests {
 
     #[test]
     fn instants_not_text() {
-        assert!(same_instant("2026-08-21T21:41:18Z", "2026-08-21 14:41:18-07:00"));
-        assert!(!same_instant("2026-08-21T21:41:18Z", "2026-08-21T21:41:19Z"));
+        assert!(same_instant(
+            "2026-08-21T21:41:18Z",
+            "2026-08-21 14:41:18-07:00"
+        ));
+        assert!(!same_instant(
+            "2026-08-21T21:41:18Z",
+            "2026-08-21T21:41:19Z"
+        ));
     }
 }

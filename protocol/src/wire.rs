@@ -194,8 +194,7 @@ mod tests {
             serde_json::to_string(&none).unwrap(),
             r#"{"accepted":0,"acks":[]}"#
         );
-        let parsed: PushResponse =
-            serde_json::from_str(r#"{"accepted":0,"acks":null}"#).unwrap();
+        let parsed: PushResponse = serde_json::from_str(r#"{"accepted":0,"acks":null}"#).unwrap();
         assert!(parsed.acks.is_empty());
         let dup = Rejection {
             client_action_id: 41,
