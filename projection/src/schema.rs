@@ -5,20 +5,24 @@ use rusqlite::Connection;
 /// The td schema version these tables correspond to.
 pub const TD_SCHEMA_VERSION: i64 = 38;
 
-/// DDL of the twelve synced tables plus the builtin board every td database has.
+/// DDL of the twelve synced tables.
 pub const SYNCED_TABLES_SQL: &str = include_str!("schema/synced_tables.sql");
+
+/// Rows every td database creates for itself at init (the builtin board), never synced.
+pub const BUILTIN_ROWS_SQL: &str = include_str!("schema/builtin_rows.sql");
 
 /// DDL of td's local-only tables (action_log, sync_state, sessions, …) and `schema_info`.
 pub const LOCAL_TABLES_SQL: &str = include_str!("schema/local_tables.sql");
 
-/// Creates the twelve synced tables (a projection) in an empty database.
+/// Creates the twelve synced tables (a projection) with td's builtin rows in an empty database.
 pub fn create_synced_tables(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SYNCED_TABLES_SQL)
+    conn.execute_batch(SYNCED_TABLES_SQL)?;
+    conn.execute_batch(BUILTIN_ROWS_SQL)
 }
 
 /// Creates a complete td database (schema 38) in an empty database: what `td init` makes.
 pub fn create_td_database(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SYNCED_TABLES_SQL)?;
+    create_synced_tables(conn)?;
     conn.execute_batch(LOCAL_TABLES_SQL)
 }
 

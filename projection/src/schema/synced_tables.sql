@@ -174,5 +174,3 @@ CREATE TABLE issue_reviews (
 CREATE INDEX idx_issue_reviews_issue_id ON issue_reviews(issue_id);
 CREATE INDEX idx_issue_reviews_active ON issue_reviews(issue_id) WHERE superseded_at IS NULL;
 
--- Every td database has this builtin board; it is never synced, so every replica makes its own.
-INSERT INTO boards (id, name, query, is_builtin, view_mode) VALUES ('bd-all-issues', 'All Issues', '', 1, 'swimlanes');

@@ -1,0 +1,189 @@
+//! Appending to the log and applying a logged event to the projection, with the bookkeeping
+//! that goes with it (row versions, conflicts, skips). Push, restore and rebuild all go through
+//! these two functions, so the projection is always "the log, applied in seq order".
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use tdsync_projection::{Applier, Effect, Event, value::row_to_json};
+use tdsync_protocol::EntityType;
+
+/// Failures while logging or projecting; the shard adds its path when reporting them.
+#[derive(Debug)]
+pub(crate) enum LogError {
+    Sql(rusqlite::Error),
+    /// Applying failed for a reason a retry may clear (I/O, full disk): the push is aborted.
+    Transient {
+        seq: i64,
+        source: tdsync_projection::ApplyError,
+    },
+}
+
+impl From<rusqlite::Error> for LogError {
+    fn from(e: rusqlite::Error) -> LogError {
+        LogError::Sql(e)
+    }
+}
+
+/// An event about to be logged, already validated and normalised.
+pub(crate) struct NewEvent<'a> {
+    pub device_id: &'a str,
+    pub session_id: &'a str,
+    pub client_action_id: i64,
+    pub action_type: &'a str,
+    pub entity_type: &'a str,
+    pub entity_id: &'a str,
+    pub payload: &'a str,
+    pub client_timestamp: &'a str,
+}
+
+pub(crate) enum Appended {
+    New(i64),
+    Duplicate(i64),
+}
+
+/// Inserts unless (device, session, client_action_id) is already logged; then answers with the
+/// original seq, as td's server does.
+pub(crate) fn append(
+    tx: &Transaction<'_>,
+    ev: &NewEvent<'_>,
+    server_timestamp: &str,
+) -> rusqlite::Result<Appended> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (device_id, session_id, client_action_id, action_type, \
+             entity_type, entity_id, payload, client_timestamp, server_timestamp) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            ev.device_id,
+            ev.session_id,
+            ev.client_action_id,
+            ev.action_type,
+            ev.entity_type,
+            ev.entity_id,
+            ev.payload,
+            ev.client_timestamp,
+            server_timestamp
+        ])?;
+    if inserted == 1 {
+        return Ok(Appended::New(tx.last_insert_rowid()));
+    }
+    let seq = tx
+        .prepare_cached(
+            "SELECT server_seq FROM events \
+             WHERE device_id = ?1 AND session_id = ?2 AND client_action_id = ?3",
+        )?
+        .query_row(
+            params![ev.device_id, ev.session_id, ev.client_action_id],
+            |r| r.get(0),
+        )?;
+    Ok(Appended::Duplicate(seq))
+}
+
+/// Whether applying should also record conflicts (a rebuild re-derives the projection only;
+/// the conflict log is history and is kept as it is).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Conflicts {
+    Record,
+    Keep,
+}
+
+/// Applies logged event `seq` to the projection. Permanent failures and deliberate skips are
+/// recorded in `projection_skips` (the event stays in the log); a transient failure aborts the
+/// caller's transaction.
+pub(crate) fn project(
+    tx: &Transaction<'_>,
+    applier: &Applier,
+    seq: i64,
+    ev: &NewEvent<'_>,
+    server_timestamp: &str,
+    conflicts: Conflicts,
+) -> Result<(), LogError> {
+    let event = Event {
+        server_seq: seq,
+        device_id: ev.device_id,
+        action_type: ev.action_type,
+        entity_type: ev.entity_type,
+        entity_id: ev.entity_id,
+        payload: ev.payload,
+        client_timestamp: ev.client_timestamp,
+    };
+    let applied = match applier.apply(tx, &event) {
+        Ok(applied) => applied,
+        Err(e) if e.is_permanent() => return Ok(skip(tx, seq, "quarantined", &e.to_string())?),
+        Err(e) => return Err(LogError::Transient { seq, source: e }),
+    };
+    match &applied.effect {
+        Effect::Orphaned(o) => return Ok(skip(tx, seq, "orphaned_parent", &o.to_string())?),
+        Effect::CycleSkipped => {
+            return Ok(skip(
+                tx,
+                seq,
+                "dependency_cycle",
+                "a smaller edge of the cycle wins",
+            )?);
+        }
+        Effect::Unchanged => return Ok(()),
+        _ => {}
+    }
+    let entity = applied.entity.as_str();
+    if conflicts == Conflicts::Record && !applied.clobbered.is_empty() {
+        let prior: Option<(i64, String)> = tx
+            .prepare_cached(
+                "SELECT server_seq, device_id FROM row_versions \
+                 WHERE entity_type = ?1 AND entity_id = ?2",
+            )?
+            .query_row([entity, ev.entity_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let clobbered = applied
+            .before
+            .as_ref()
+            .map(|r| scrubbed_json(applied.entity, r));
+        let winning = applied
+            .after
+            .as_ref()
+            .map(|r| scrubbed_json(applied.entity, r));
+        tx.prepare_cached(
+            "INSERT INTO conflicts (entity_type, entity_id, fields, clobbered_row, clobbered_seq, \
+             clobbered_device, winning_row, winning_seq, winning_device, recorded_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            entity,
+            ev.entity_id,
+            serde_json::to_string(&applied.clobbered).unwrap_or_default(),
+            clobbered.unwrap_or_default(),
+            prior.as_ref().map(|p| p.0),
+            prior.as_ref().map(|p| p.1.as_str()),
+            winning,
+            seq,
+            ev.device_id,
+            server_timestamp,
+        ])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO row_versions (entity_type, entity_id, server_seq, device_id) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (entity_type, entity_id) \
+         DO UPDATE SET server_seq = excluded.server_seq, device_id = excluded.device_id",
+    )?
+    .execute(params![entity, ev.entity_id, seq, ev.device_id])?;
+    Ok(())
+}
+
+fn skip(tx: &Transaction<'_>, seq: i64, reason: &str, detail: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO projection_skips (server_seq, reason, detail) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![seq, reason, detail])?;
+    Ok(())
+}
+
+/// A row as JSON text without the entity's local-only columns (they never leave a machine).
+fn scrubbed_json(entity: EntityType, row: &tdsync_projection::Row) -> String {
+    let mut v = row_to_json(row);
+    if let Some(m) = v.as_object_mut() {
+        for f in entity.local_only_fields() {
+            m.remove(*f);
+        }
+    }
+    v.to_string()
+}

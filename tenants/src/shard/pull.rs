@@ -1,0 +1,112 @@
+//! `pull` and `status` with td's exact semantics (td-wire-protocol.md §1.8, §1.9).
+
+use serde_json::value::RawValue;
+use tdsync_protocol::{
+    EntityType,
+    payload::scrub_outgoing,
+    timestamp,
+    wire::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, PullEvent, PullQuery, PullResponse, SyncStatus},
+};
+
+use super::Shard;
+use crate::error::StoreError;
+
+impl Shard {
+    /// Events after `after_server_seq` in seq order, at most `limit` (default 1000, capped at
+    /// 10000), optionally without one device's own. `last_server_seq` is the last returned seq
+    /// (or the cursor when none); `has_more` means the page is full.
+    pub(crate) fn pull(&self, q: &PullQuery) -> Result<PullResponse, StoreError> {
+        let limit = match q.limit {
+            None => DEFAULT_PULL_LIMIT,
+            Some(l) if l < 1 => {
+                return Err(StoreError::BadRequest(format!(
+                    "limit must be at least 1, got {l}"
+                )));
+            }
+            Some(l) => l.min(MAX_PULL_LIMIT),
+        };
+        let after = q.after_server_seq;
+        let empty = PullResponse {
+            events: Vec::new(),
+            last_server_seq: after,
+            has_more: false,
+        };
+        // At (or past) the head nothing can be newer: answer from memory.
+        if after >= self.head().last_seq {
+            return Ok(empty);
+        }
+        let exclude = q.exclude_client.as_deref().filter(|d| !d.is_empty());
+        let events = self.read(|conn| {
+            let sql = if exclude.is_some() {
+                "SELECT server_seq, device_id, session_id, client_action_id, action_type, \
+                 entity_type, entity_id, payload, client_timestamp FROM events \
+                 WHERE server_seq > ?1 AND device_id != ?3 ORDER BY server_seq LIMIT ?2"
+            } else {
+                "SELECT server_seq, device_id, session_id, client_action_id, action_type, \
+                 entity_type, entity_id, payload, client_timestamp FROM events \
+                 WHERE server_seq > ?1 AND ?3 IS NULL ORDER BY server_seq LIMIT ?2"
+            };
+            let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql_err(e))?;
+            let rows = stmt
+                .query_map(rusqlite::params![after, limit, exclude], |r| {
+                    let entity_type: String = r.get(5)?;
+                    let payload: String = r.get(7)?;
+                    let client_timestamp: String = r.get(8)?;
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, String>(4)?,
+                        entity_type,
+                        r.get::<_, String>(6)?,
+                        payload,
+                        client_timestamp,
+                    ))
+                })
+                .map_err(|e| self.sql_err(e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, device, session, caid, action, entity_type, id, payload, ts) =
+                    row.map_err(|e| self.sql_err(e))?;
+                let entity = EntityType::parse(&entity_type);
+                let payload = scrub_outgoing(entity, &payload).into_owned();
+                let payload = RawValue::from_string(payload).map_err(|e| StoreError::Corrupt {
+                    path: self.path().to_path_buf(),
+                    reason: format!("event {seq} has an unreadable payload: {e}"),
+                })?;
+                out.push(PullEvent {
+                    server_seq: seq,
+                    device_id: device,
+                    session_id: session,
+                    client_action_id: caid,
+                    action_type: action,
+                    entity_type,
+                    entity_id: id,
+                    payload,
+                    client_timestamp: timestamp::parse(&ts)
+                        .map(|t| timestamp::format_rfc3339_nano(&t))
+                        .unwrap_or(ts),
+                });
+            }
+            Ok(out)
+        })?;
+        let has_more = events.len() as i64 == limit;
+        let last_server_seq = events.last().map_or(after, |e| e.server_seq);
+        Ok(PullResponse {
+            events,
+            last_server_seq,
+            has_more,
+        })
+    }
+
+    /// Event count, head seq and the head's server time, from the cached head.
+    pub(crate) fn status(&self) -> SyncStatus {
+        let head = self.head();
+        SyncStatus {
+            event_count: head.event_count,
+            last_server_seq: head.last_seq,
+            last_event_time: head.last_event_time,
+        }
+    }
+}

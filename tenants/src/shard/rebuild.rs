@@ -1,0 +1,195 @@
+//! Re-deriving the projection from the log: verifying that the live projection equals a fresh
+//! replay, rebuilding it in place, and replaying a prefix of the log (for history).
+
+use std::time::Instant;
+
+use rusqlite::{Connection, Transaction, params};
+use serde::Serialize;
+use tdsync_projection::{
+    Applier, Dump,
+    schema::{BUILTIN_ROWS_SQL, create_synced_tables},
+};
+
+use super::{
+    SHARD_SQL, Shard,
+    log::{Conflicts, LogError, NewEvent, project},
+};
+use crate::error::StoreError;
+
+/// The result of a rebuild check or an in-place rebuild.
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub events: i64,
+    pub rows: usize,
+    pub millis: u128,
+    /// Whether the fresh replay equals the live projection (always true after an in-place
+    /// rebuild, which replaces it).
+    pub matches: bool,
+    /// The first difference, when there is one.
+    pub divergence: Option<String>,
+}
+
+/// One logged event, owned.
+struct Logged {
+    seq: i64,
+    device_id: String,
+    session_id: String,
+    client_action_id: i64,
+    action_type: String,
+    entity_type: String,
+    entity_id: String,
+    payload: String,
+    client_timestamp: String,
+    server_timestamp: String,
+}
+
+impl Logged {
+    fn as_new(&self) -> NewEvent<'_> {
+        NewEvent {
+            device_id: &self.device_id,
+            session_id: &self.session_id,
+            client_action_id: self.client_action_id,
+            action_type: &self.action_type,
+            entity_type: &self.entity_type,
+            entity_id: &self.entity_id,
+            payload: &self.payload,
+            client_timestamp: &self.client_timestamp,
+        }
+    }
+}
+
+const PAGE: i64 = 1000;
+
+/// Calls `f` for every logged event with `after < seq <= up_to`, in seq order, a page at a time.
+fn for_each_logged(
+    src: &Connection,
+    up_to: i64,
+    mut f: impl FnMut(&Logged) -> Result<(), LogError>,
+) -> Result<i64, LogError> {
+    let mut after = 0;
+    let mut n = 0;
+    let mut stmt = src.prepare_cached(
+        "SELECT server_seq, device_id, session_id, client_action_id, action_type, entity_type, \
+         entity_id, payload, client_timestamp, server_timestamp FROM events \
+         WHERE server_seq > ?1 AND server_seq <= ?2 ORDER BY server_seq LIMIT ?3",
+    )?;
+    loop {
+        let page: Vec<Logged> = stmt
+            .query_map(params![after, up_to, PAGE], |r| {
+                Ok(Logged {
+                    seq: r.get(0)?,
+                    device_id: r.get(1)?,
+                    session_id: r.get(2)?,
+                    client_action_id: r.get(3)?,
+                    action_type: r.get(4)?,
+                    entity_type: r.get(5)?,
+                    entity_id: r.get(6)?,
+                    payload: r.get(7)?,
+                    client_timestamp: r.get(8)?,
+                    server_timestamp: r.get(9)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some(last) = page.last() else {
+            return Ok(n);
+        };
+        after = last.seq;
+        for ev in &page {
+            f(ev)?;
+            n += 1;
+        }
+    }
+}
+
+/// A fresh in-memory projection with the shard's bookkeeping tables.
+pub(super) fn scratch_projection() -> rusqlite::Result<Connection> {
+    let conn = Connection::open_in_memory()?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.execute_batch(SHARD_SQL)?;
+    create_synced_tables(&conn)?;
+    Ok(conn)
+}
+
+/// Applies the log up to `up_to` from `src` onto `target` (inside `tx`).
+fn replay(src: &Connection, tx: &Transaction<'_>, up_to: i64) -> Result<i64, LogError> {
+    let applier = Applier::new(tx)?;
+    for_each_logged(src, up_to, |ev| {
+        project(
+            tx,
+            &applier,
+            ev.seq,
+            &ev.as_new(),
+            &ev.server_timestamp,
+            Conflicts::Keep,
+        )
+    })
+}
+
+impl Shard {
+    /// Replays the whole log into a scratch projection and compares it with the live one.
+    pub(crate) fn rebuild_check(&self) -> Result<RebuildReport, StoreError> {
+        let started = Instant::now();
+        self.read(|conn| {
+            // One read transaction: the log and the projection are read at the same snapshot.
+            conn.execute_batch("BEGIN").map_err(|e| self.sql_err(e))?;
+            let result = (|| {
+                let mut scratch = scratch_projection().map_err(|e| self.sql_err(e))?;
+                let tx = scratch.transaction().map_err(|e| self.sql_err(e))?;
+                let events = replay(conn, &tx, i64::MAX).map_err(|e| self.log_err(e))?;
+                tx.commit().map_err(|e| self.sql_err(e))?;
+                let fresh = Dump::read(&scratch).map_err(|e| self.sql_err(e))?;
+                let live = Dump::read(conn).map_err(|e| self.sql_err(e))?;
+                let divergence = live.first_difference(&fresh).map(|d| d.to_string());
+                Ok(RebuildReport {
+                    events,
+                    rows: live.row_count(),
+                    millis: started.elapsed().as_millis(),
+                    matches: divergence.is_none(),
+                    divergence,
+                })
+            })();
+            let _ = conn.execute_batch("COMMIT");
+            result
+        })
+    }
+
+    /// Throws the projection (and its row versions and skips) away and re-derives it from the
+    /// log, in one transaction. The log and the conflict log are untouched.
+    pub(crate) fn rebuild_in_place(&self) -> Result<RebuildReport, StoreError> {
+        let started = Instant::now();
+        self.write(|tx, _| {
+            let sql = |e| self.sql_err(e);
+            // Children first, so no cascade has anything left to do.
+            for entity in tdsync_protocol::EntityType::SYNCED.iter().rev() {
+                tx.execute(&format!("DELETE FROM {}", entity.table()), [])
+                    .map_err(sql)?;
+            }
+            tx.execute_batch("DELETE FROM row_versions; DELETE FROM projection_skips;")
+                .map_err(sql)?;
+            tx.execute_batch(BUILTIN_ROWS_SQL).map_err(sql)?;
+            let events = replay(tx, tx, i64::MAX).map_err(|e| self.log_err(e))?;
+            let rows = Dump::read(tx).map_err(sql)?.row_count();
+            Ok((
+                RebuildReport {
+                    events,
+                    rows,
+                    millis: started.elapsed().as_millis(),
+                    matches: true,
+                    divergence: None,
+                },
+                None,
+            ))
+        })
+    }
+
+    /// A scratch projection holding the state after every event up to `up_to`.
+    pub(crate) fn projection_at(&self, up_to: i64) -> Result<Connection, StoreError> {
+        self.read(|conn| {
+            let mut scratch = scratch_projection().map_err(|e| self.sql_err(e))?;
+            let tx = scratch.transaction().map_err(|e| self.sql_err(e))?;
+            replay(conn, &tx, up_to).map_err(|e| self.log_err(e))?;
+            tx.commit().map_err(|e| self.sql_err(e))?;
+            Ok(scratch)
+        })
+    }
+}
