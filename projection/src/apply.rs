@@ -6,6 +6,11 @@
 //! columns from the payload, every other column back to its default — without deleting the
 //! old row first, so `ON DELETE CASCADE` children survive (td's REPLACE silently drops them).
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
 use rusqlite::{Connection, ToSql, types::Value as SqlValue};
 use serde_json::{Map, Value};
 use tdsync_protocol::{ActionType, EntityType, Envelope, timestamp};
@@ -74,10 +79,11 @@ pub struct Applied {
     pub effect: Effect,
     /// The row as it was before this event wrote it (None when it did not exist).
     pub before: Option<Row>,
-    /// The row after the event (None when absent or when nothing existed before).
+    /// The row after the event, read only when the write may have clobbered something (it is
+    /// the "winning" side of a conflict); None otherwise, and when the row is gone.
     pub after: Option<Row>,
     /// Columns whose value this write overwrote without its writer having seen that value
-    /// (see [`clobbered_columns`]). Empty for fresh inserts and writes without a known view.
+    /// (see [`unseen_columns`]). Empty for fresh inserts and writes without a known view.
     pub clobbered: Vec<String>,
 }
 
@@ -97,9 +103,19 @@ impl Applied {
 }
 
 /// Applies events to the synced tables of one database.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Applier {
     schema: Schema,
+    // Statement text per (table, statement kind, column set): building it is most of the cost
+    // of a small write, and the same few shapes repeat for every event.
+    sql: Mutex<HashMap<(EntityType, SqlKind, u64), Arc<str>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SqlKind {
+    Upsert,
+    Merge,
+    ClearUnique(usize),
 }
 
 /// `updated_at` moves on every write, so overwriting it says nothing about lost work.
@@ -110,7 +126,26 @@ impl Applier {
     pub fn new(conn: &Connection) -> rusqlite::Result<Applier> {
         Ok(Applier {
             schema: Schema::load(conn)?,
+            sql: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The cached statement text for a shape, built on first use.
+    fn sql(
+        &self,
+        entity: EntityType,
+        kind: SqlKind,
+        shape: Option<u64>,
+        build: impl FnOnce() -> String,
+    ) -> Arc<str> {
+        let Some(shape) = shape else {
+            return Arc::from(build());
+        };
+        let mut cache = self.sql.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry((entity, kind, shape))
+            .or_insert_with(|| Arc::from(build()))
+            .clone()
     }
 
     pub fn schema(&self) -> &Schema {
@@ -143,7 +178,7 @@ impl Applier {
         let op = Op {
             conn,
             table,
-            schema: &self.schema,
+            applier: self,
             ev,
             before: &before,
         };
@@ -167,20 +202,28 @@ impl Applier {
             ActionType::Restore => (op.restore()?, view_of(&previous_data)),
         };
 
-        let after = match (&before, &effect) {
-            (None, _) | (_, Effect::Deleted) => None,
-            (Some(_), Effect::Unchanged | Effect::CycleSkipped | Effect::Orphaned(_)) => {
-                before.clone()
-            }
-            (Some(_), _) => {
-                read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?
-            }
-        };
-        let clobbered = match &before {
-            Some(b) if effect != Effect::Unchanged => {
-                clobbered_columns(table, b, after.as_ref(), view)
-            }
+        // Only columns whose old value the writer had not seen can be clobbered; read the row
+        // back only when there are such columns.
+        let candidates = match &before {
+            Some(b) if effect != Effect::Unchanged => unseen_columns(table, b, view),
             _ => Vec::new(),
+        };
+        let (after, clobbered) = if candidates.is_empty() {
+            (None, Vec::new())
+        } else {
+            let after = match effect {
+                Effect::Deleted => None,
+                _ => read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?,
+            };
+            let clobbered = candidates
+                .iter()
+                .filter(|&&i| match (&after, &before) {
+                    (Some(a), Some(b)) => !same_value(&table.columns[i], b.at(i), a.at(i)),
+                    _ => true,
+                })
+                .map(|&i| table.columns[i].name.clone())
+                .collect();
+            (after, clobbered)
         };
         Ok(Applied {
             entity,
@@ -211,46 +254,33 @@ fn view_of(previous: &Map<String, Value>) -> View<'_> {
     }
 }
 
-/// Columns a write changed whose old value its writer had not seen: the value before the write
-/// differs from the value after it, and from the writer's own view of it. `updated_at` is
+/// Positions of the columns whose value before the write the writer had not seen: the
+/// candidates for a clobber (a candidate the write actually changed is one). `updated_at` is
 /// bookkeeping (every write moves it) and never counts.
-fn clobbered_columns(
-    table: &TableInfo,
-    before: &Row,
-    after: Option<&Row>,
-    view: View<'_>,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for col in &table.columns {
-        if BOOKKEEPING_COLUMNS.contains(&col.name.as_str())
-            || table
-                .entity
-                .local_only_fields()
-                .contains(&col.name.as_str())
-        {
-            continue;
-        }
-        let old = before.get(&col.name).unwrap_or(&SqlValue::Null);
-        let changed = match after {
-            Some(a) => !same_value(col, old, a.get(&col.name).unwrap_or(&SqlValue::Null)),
+fn unseen_columns(table: &TableInfo, before: &Row, view: View<'_>) -> Vec<usize> {
+    let seen = match view {
+        View::Unknown => return Vec::new(),
+        View::Nothing => None,
+        View::Saw(seen) => Some(seen),
+    };
+    let local_only = table.entity.local_only_fields();
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, col)| {
+            !BOOKKEEPING_COLUMNS.contains(&col.name.as_str())
+                && !local_only.contains(&col.name.as_str())
+        })
+        .filter(|(i, col)| match seen {
             None => true,
-        };
-        if !changed {
-            continue;
-        }
-        let unseen = match view {
-            View::Unknown => false,
-            View::Nothing => true,
-            View::Saw(seen) => {
+            Some(seen) => {
                 let seen_value = to_sql(table, col, seen.get(&col.name).unwrap_or(&Value::Null));
-                !same_value(col, old, &seen_value)
+                !same_value(col, before.at(*i), &seen_value)
             }
-        };
-        if unseen {
-            out.push(col.name.clone());
-        }
-    }
-    out
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// td wraps the issue for some review actions as `{"issue":{…},…}`.
@@ -276,7 +306,7 @@ fn sql_err(table: &TableInfo, ev: &Event<'_>, e: rusqlite::Error) -> ApplyError 
 struct Op<'a> {
     conn: &'a Connection,
     table: &'a TableInfo,
-    schema: &'a Schema,
+    applier: &'a Applier,
     ev: &'a Event<'a>,
     before: &'a Option<Row>,
 }
@@ -315,10 +345,11 @@ impl Op<'_> {
         if !exists && let Some(orphan) = self.missing_parent(&fields)? {
             return Ok(Effect::Orphaned(orphan));
         }
-        let mut cols: Vec<(&str, SqlValue)> = Vec::with_capacity(fields.len());
+        // Payload columns in table order; the set of them is the statement's shape.
+        let mut cols: Vec<(usize, SqlValue)> = Vec::with_capacity(fields.len());
         for (name, value) in &fields {
-            if let Some(col) = table.column(name) {
-                cols.push((col.name.as_str(), to_sql(table, col, value)));
+            if let Some(i) = table.position(name) {
+                cols.push((i, to_sql(table, &table.columns[i], value)));
             }
         }
         if cols.len() <= 1 {
@@ -327,27 +358,14 @@ impl Op<'_> {
                 id: id.to_string(),
             });
         }
+        cols.sort_by_key(|(i, _)| *i);
         self.clear_unique_collisions(&cols)?;
 
-        let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
-        let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let mut set: Vec<String> = names
-            .iter()
-            .filter(|n| **n != "id")
-            .map(|n| format!("{n} = excluded.{n}"))
-            .collect();
-        for col in &table.columns {
-            if !col.primary_key && !names.contains(&col.name.as_str()) {
-                let default = col.default_sql.as_deref().unwrap_or("NULL");
-                set.push(format!("{} = {default}", col.name));
-            }
-        }
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",
-            table.name(),
-            names.join(", "),
-            placeholders.join(", "),
-            set.join(", ")
+        let sql = self.applier.sql(
+            table.entity,
+            SqlKind::Upsert,
+            shape(cols.iter().map(|(i, _)| *i)),
+            || upsert_sql(table, &cols),
         );
         let params: Vec<&dyn ToSql> = cols.iter().map(|(_, v)| v as &dyn ToSql).collect();
         self.exec(&sql, &params)?;
@@ -361,23 +379,31 @@ impl Op<'_> {
     /// td's REPLACE also removes rows that collide on another UNIQUE key (e.g. a legacy
     /// position with a non-deterministic id). Those tables have no children, so this deletes
     /// nothing else.
-    fn clear_unique_collisions(&self, cols: &[(&str, SqlValue)]) -> Result<(), ApplyError> {
-        for key in &self.table.unique_keys {
+    fn clear_unique_collisions(&self, cols: &[(usize, SqlValue)]) -> Result<(), ApplyError> {
+        let table = self.table;
+        for (k, key) in table.unique_keys.iter().enumerate() {
             let values: Option<Vec<&SqlValue>> = key
                 .iter()
-                .map(|k| cols.iter().find(|(n, _)| n == k).map(|(_, v)| v))
+                .map(|name| {
+                    let pos = table.position(name)?;
+                    cols.iter().find(|(i, _)| *i == pos).map(|(_, v)| v)
+                })
                 .collect();
             let Some(values) = values else { continue };
-            let cond: Vec<String> = key
-                .iter()
-                .enumerate()
-                .map(|(i, k)| format!("{k} = ?{}", i + 2))
-                .collect();
-            let sql = format!(
-                "DELETE FROM {} WHERE id != ?1 AND {}",
-                self.table.name(),
-                cond.join(" AND ")
-            );
+            let sql = self
+                .applier
+                .sql(table.entity, SqlKind::ClearUnique(k), Some(0), || {
+                    let cond: Vec<String> = key
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| format!("{k} = ?{}", i + 2))
+                        .collect();
+                    format!(
+                        "DELETE FROM {} WHERE id != ?1 AND {}",
+                        table.name(),
+                        cond.join(" AND ")
+                    )
+                });
             let id = self.ev.entity_id;
             let mut params: Vec<&dyn ToSql> = vec![&id];
             params.extend(values.iter().map(|v| *v as &dyn ToSql));
@@ -389,7 +415,7 @@ impl Op<'_> {
     /// The first cascade parent a fresh child references that does not exist. Only when the
     /// database enforces foreign keys, as td: without enforcement the insert would succeed.
     fn missing_parent(&self, fields: &Map<String, Value>) -> Result<Option<Orphan>, ApplyError> {
-        if !self.schema.foreign_keys_enforced {
+        if !self.applier.schema.foreign_keys_enforced {
             return Ok(None);
         }
         for fk in &self.table.cascade_parents {
@@ -399,7 +425,7 @@ impl Op<'_> {
                 _ => continue,
             };
             let Some(parent) = EntityType::parse(&fk.parent_table)
-                .and_then(|e| self.schema.table(e))
+                .and_then(|e| self.applier.schema.table(e))
                 .filter(|t| t.has_column(&fk.parent_column))
             else {
                 // Cannot check here; SQLite's own enforcement decides (and then quarantines).
@@ -432,35 +458,43 @@ impl Op<'_> {
     ) -> Result<Effect, ApplyError> {
         let changed = diff(previous, &new_data);
         let table = self.table;
-        let mut keys: Vec<(&str, SqlValue)> = changed
+        let mut keys: Vec<(usize, SqlValue)> = changed
             .iter()
             .filter_map(|(k, v)| {
-                table
-                    .column(k)
-                    .map(|c| (c.name.as_str(), to_sql(table, c, v)))
+                let i = table.position(k)?;
+                Some((i, to_sql(table, &table.columns[i], v)))
             })
             .collect();
         if keys.is_empty() {
             return self.upsert(new_data, true);
         }
-        keys.sort_by(|a, b| a.0.cmp(b.0));
-        let set: Vec<String> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| format!("{k} = ?{}", i + 1))
-            .collect();
-        let sql = format!(
-            "UPDATE {} SET {} WHERE id = ?{}",
-            table.name(),
-            set.join(", "),
-            keys.len() + 1
+        keys.sort_by_key(|(i, _)| *i);
+        let sql = self.applier.sql(
+            table.entity,
+            SqlKind::Merge,
+            shape(keys.iter().map(|(i, _)| *i)),
+            || {
+                let set: Vec<String> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(n, (i, _))| format!("{} = ?{}", table.columns[*i].name, n + 1))
+                    .collect();
+                format!(
+                    "UPDATE {} SET {} WHERE id = ?{}",
+                    table.name(),
+                    set.join(", "),
+                    keys.len() + 1
+                )
+            },
         );
         let id = self.ev.entity_id;
         let mut params: Vec<&dyn ToSql> = keys.iter().map(|(_, v)| v as &dyn ToSql).collect();
         params.push(&id);
         match self.exec(&sql, &params) {
             Ok(n) if n > 0 => Ok(Effect::Merged(
-                keys.iter().map(|(k, _)| k.to_string()).collect(),
+                keys.iter()
+                    .map(|(i, _)| table.columns[*i].name.clone())
+                    .collect(),
             )),
             _ => self.upsert(new_data, true),
         }
@@ -571,6 +605,42 @@ impl Op<'_> {
         }
         Ok(false)
     }
+}
+
+/// A set of column positions as a bitmask, or None for a column beyond the 64th (td's widest
+/// table has 26), in which case the statement text is not cached.
+fn shape(positions: impl Iterator<Item = usize>) -> Option<u64> {
+    positions
+        .map(|i| 1u64.checked_shl(i as u32).filter(|_| i < 64))
+        .try_fold(0u64, |m, bit| bit.map(|b| m | b))
+}
+
+/// `INSERT … ON CONFLICT(id) DO UPDATE` writing the payload columns and putting every other
+/// column back to its default: td's REPLACE without the delete.
+fn upsert_sql(table: &TableInfo, cols: &[(usize, SqlValue)]) -> String {
+    let names: Vec<&str> = cols
+        .iter()
+        .map(|(i, _)| table.columns[*i].name.as_str())
+        .collect();
+    let placeholders: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let mut set: Vec<String> = names
+        .iter()
+        .filter(|n| **n != "id")
+        .map(|n| format!("{n} = excluded.{n}"))
+        .collect();
+    for col in &table.columns {
+        if !col.primary_key && !names.contains(&col.name.as_str()) {
+            let default = col.default_sql.as_deref().unwrap_or("NULL");
+            set.push(format!("{} = {default}", col.name));
+        }
+    }
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT(id) DO UPDATE SET {}",
+        table.name(),
+        names.join(", "),
+        placeholders.join(", "),
+        set.join(", ")
+    )
 }
 
 /// The time td binds for soft_delete/restore: the event's client timestamp in td's SQLite text

@@ -1,7 +1,7 @@
 //! What the apply rules need to know about a table, read from the database itself (so a td
 //! database at schema 27 and one at 38 are each handled with their own columns).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use rusqlite::Connection;
 use tdsync_protocol::EntityType;
@@ -48,6 +48,8 @@ pub struct TableInfo {
     pub entity: EntityType,
     pub columns: Vec<Column>,
     index: HashMap<String, usize>,
+    names: Arc<[String]>,
+    select_by_id: String,
     pub cascade_parents: Vec<CascadeParent>,
     /// UNIQUE constraints other than the primary key (column lists).
     pub unique_keys: Vec<Vec<String>>,
@@ -56,6 +58,21 @@ pub struct TableInfo {
 impl TableInfo {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.index.get(name).map(|&i| &self.columns[i])
+    }
+
+    /// Position of a column in the table (and in its [`crate::Row`]s).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Column names in table order, shared by every row read from this table.
+    pub fn names(&self) -> Arc<[String]> {
+        self.names.clone()
+    }
+
+    /// `SELECT * … WHERE id = ?1` for this table.
+    pub fn select_by_id(&self) -> &str {
+        &self.select_by_id
     }
 
     pub fn has_column(&self, name: &str) -> bool {
@@ -88,10 +105,13 @@ impl TableInfo {
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
             .collect();
+        let names: Arc<[String]> = columns.iter().map(|c| c.name.clone()).collect();
         Ok(Some(TableInfo {
             entity,
             columns,
             index,
+            names,
+            select_by_id: format!("SELECT * FROM {table} WHERE id = ?1"),
             cascade_parents: cascade_parents(conn, table)?,
             unique_keys: unique_keys(conn, table)?,
         }))

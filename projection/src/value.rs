@@ -1,7 +1,7 @@
 //! How a JSON payload value becomes a SQLite value under td's apply rules, and when two stored
 //! values mean the same thing.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rusqlite::types::Value as SqlValue;
 use serde_json::{Map, Value};
@@ -13,8 +13,32 @@ use tdsync_protocol::{
 
 use crate::table::{Column, TableInfo};
 
-/// A row as stored: column name → value.
-pub type Row = BTreeMap<String, SqlValue>;
+/// A row as stored, its values in the table's column order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<SqlValue>,
+}
+
+impl Row {
+    /// The value of `column`, if the table has it.
+    pub fn get(&self, column: &str) -> Option<&SqlValue> {
+        let i = self.columns.iter().position(|c| c == column)?;
+        self.values.get(i)
+    }
+
+    /// The value at a column position of the table this row came from.
+    pub fn at(&self, index: usize) -> &SqlValue {
+        self.values.get(index).unwrap_or(&SqlValue::Null)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SqlValue)> {
+        self.columns
+            .iter()
+            .map(String::as_str)
+            .zip(self.values.iter())
+    }
+}
 
 /// Converts one payload field to what td binds for it:
 /// - null → '' for `TEXT DEFAULT ''` columns, else NULL;
@@ -66,7 +90,7 @@ pub fn same_value(column: &Column, a: &SqlValue, b: &SqlValue) -> bool {
 pub fn row_to_json(row: &Row) -> Value {
     Value::Object(
         row.iter()
-            .map(|(k, v)| (k.clone(), sql_to_json(v)))
+            .map(|(k, v)| (k.to_string(), sql_to_json(v)))
             .collect::<Map<_, _>>(),
     )
 }
@@ -88,18 +112,20 @@ pub fn read_row(
     table: &TableInfo,
     id: &str,
 ) -> rusqlite::Result<Option<Row>> {
-    let sql = format!("SELECT * FROM {} WHERE id = ?1", table.name());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    let mut stmt = conn.prepare_cached(table.select_by_id())?;
     let mut rows = stmt.query([id])?;
     let Some(r) = rows.next()? else {
         return Ok(None);
     };
-    let mut row = Row::new();
-    for (i, name) in names.into_iter().enumerate() {
-        row.insert(name, r.get::<_, SqlValue>(i)?);
+    let n = table.columns.len();
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        values.push(r.get::<_, SqlValue>(i)?);
     }
-    Ok(Some(row))
+    Ok(Some(Row {
+        columns: table.names(),
+        values,
+    }))
 }
 
 #[cfg(test)]

@@ -652,7 +652,7 @@ fn an_update_from_a_stale_view_of_the_same_field_clobbers_it() {
     );
     assert_eq!(second.clobbered, vec!["title".to_string()]);
     assert_eq!(
-        second.before.unwrap()["title"],
+        *second.before.unwrap().get("title").unwrap(),
         rusqlite::types::Value::Text("A".into())
     );
 }

@@ -125,47 +125,59 @@ pub(crate) fn project(
         Effect::Unchanged => return Ok(()),
         _ => {}
     }
-    let entity = applied.entity.as_str();
     if conflicts == Conflicts::Record && !applied.clobbered.is_empty() {
-        let prior: Option<(i64, String)> = tx
-            .prepare_cached(
-                "SELECT server_seq, device_id FROM row_versions \
-                 WHERE entity_type = ?1 AND entity_id = ?2",
-            )?
-            .query_row([entity, ev.entity_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let clobbered = applied
-            .before
-            .as_ref()
-            .map(|r| scrubbed_json(applied.entity, r));
-        let winning = applied
-            .after
-            .as_ref()
-            .map(|r| scrubbed_json(applied.entity, r));
-        tx.prepare_cached(
-            "INSERT INTO conflicts (entity_type, entity_id, fields, clobbered_row, clobbered_seq, \
-             clobbered_device, winning_row, winning_seq, winning_device, recorded_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            entity,
-            ev.entity_id,
-            serde_json::to_string(&applied.clobbered).unwrap_or_default(),
-            clobbered.unwrap_or_default(),
-            prior.as_ref().map(|p| p.0),
-            prior.as_ref().map(|p| p.1.as_str()),
-            winning,
-            seq,
-            ev.device_id,
-            server_timestamp,
-        ])?;
+        record_conflict(tx, &applied, seq, ev, server_timestamp)?;
     }
+    Ok(())
+}
+
+/// Stores a clobbered version with both sides. The clobbered side's writer is the latest earlier
+/// event on the entity that the projection applied (found through the log's entity index, so
+/// no bookkeeping is paid on the write path of the many events that clobber nothing).
+fn record_conflict(
+    tx: &Transaction<'_>,
+    applied: &tdsync_projection::Applied,
+    seq: i64,
+    ev: &NewEvent<'_>,
+    server_timestamp: &str,
+) -> rusqlite::Result<()> {
+    let entity = applied.entity.as_str();
+    let prior: Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT server_seq, device_id FROM events \
+             WHERE entity_type = ?1 AND entity_id = ?2 AND server_seq < ?3 \
+             AND server_seq NOT IN (SELECT server_seq FROM projection_skips) \
+             ORDER BY server_seq DESC LIMIT 1",
+        )?
+        .query_row(params![entity, ev.entity_id, seq], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let clobbered = applied
+        .before
+        .as_ref()
+        .map(|r| scrubbed_json(applied.entity, r));
+    let winning = applied
+        .after
+        .as_ref()
+        .map(|r| scrubbed_json(applied.entity, r));
     tx.prepare_cached(
-        "INSERT INTO row_versions (entity_type, entity_id, server_seq, device_id) \
-         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (entity_type, entity_id) \
-         DO UPDATE SET server_seq = excluded.server_seq, device_id = excluded.device_id",
+        "INSERT INTO conflicts (entity_type, entity_id, fields, clobbered_row, clobbered_seq, \
+         clobbered_device, winning_row, winning_seq, winning_device, recorded_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![entity, ev.entity_id, seq, ev.device_id])?;
+    .execute(params![
+        entity,
+        ev.entity_id,
+        serde_json::to_string(&applied.clobbered).unwrap_or_default(),
+        clobbered.unwrap_or_default(),
+        prior.as_ref().map(|p| p.0),
+        prior.as_ref().map(|p| p.1.as_str()),
+        winning,
+        seq,
+        ev.device_id,
+        server_timestamp,
+    ])?;
     Ok(())
 }
 

@@ -151,6 +151,7 @@ impl Shard {
                 .map_err(|e| self.sql_err(e))?;
                 c.busy_timeout(std::time::Duration::from_secs(5))
                     .map_err(|e| self.sql_err(e))?;
+                configure_cache(&c).map_err(|e| self.sql_err(e))?;
                 c
             }
         };
@@ -200,7 +201,16 @@ fn configure_writer(conn: &Connection, durability: Durability) -> rusqlite::Resu
     conn.pragma_update(None, "synchronous", durability.pragma())?;
     // Same foreign-key policy as td clients: cascades and orphan drops must match theirs.
     conn.pragma_update(None, "foreign_keys", true)?;
+    configure_cache(conn)?;
     conn.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+/// A 32 MiB page cache and memory-mapped reads per connection: a busy shard's indexes stay in
+/// memory instead of being copied in from the OS page cache on every lookup.
+fn configure_cache(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
     Ok(())
 }
 

@@ -153,7 +153,7 @@ impl Shard {
         })
     }
 
-    /// Throws the projection (and its row versions and skips) away and re-derives it from the
+    /// Throws the projection (and its skip records) away and re-derives it from the
     /// log, in one transaction. The log and the conflict log are untouched.
     pub(crate) fn rebuild_in_place(&self) -> Result<RebuildReport, StoreError> {
         let started = Instant::now();
@@ -164,7 +164,7 @@ impl Shard {
                 tx.execute(&format!("DELETE FROM {}", entity.table()), [])
                     .map_err(sql)?;
             }
-            tx.execute_batch("DELETE FROM row_versions; DELETE FROM projection_skips;")
+            tx.execute_batch("DELETE FROM projection_skips;")
                 .map_err(sql)?;
             tx.execute_batch(BUILTIN_ROWS_SQL).map_err(sql)?;
             let events = replay(tx, tx, i64::MAX).map_err(|e| self.log_err(e))?;

@@ -23,15 +23,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_entity ON events (entity_type, entity_id, server_seq);
 
--- Which event last wrote each projected row: the "clobbered" side of a conflict.
-CREATE TABLE row_versions (
-    entity_type TEXT NOT NULL,
-    entity_id TEXT NOT NULL,
-    server_seq INTEGER NOT NULL,
-    device_id TEXT NOT NULL,
-    PRIMARY KEY (entity_type, entity_id)
-) WITHOUT ROWID;
-
 -- Every value a write overwrote without its writer having seen it, with both versions.
 CREATE TABLE conflicts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,239 @@
+//! Shard benchmarks: push throughput, pull page latency and rebuild time, each next to a
+//! baseline measured in the same run (plain SQLite doing the bare minimum of the same work), so
+//! the figures survive a noisy 2-core machine as ratios.
+//!
+//! Run: `cargo bench -p tdsync-tenants --bench shard` (add `-- quick` for a short run).
+//! Prints one line per measurement: name, median, and the ratio to its baseline.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, params};
+use serde_json::{json, value::RawValue};
+use tdsync_protocol::wire::{PullQuery, PushEvent, PushRequest};
+use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn issue(id: &str, title: &str) -> serde_json::Value {
+    json!({"id": id, "title": title, "description": "A realistic description of the work to do, a sentence or two long.",
+           "status": "open", "type": "task", "priority": "P2", "points": 3, "labels": ["backend", "sync"],
+           "implementer_session": "", "creator_session": "ses_a1b2c3", "reviewer_session": "",
+           "created_at": "2026-03-01T09:00:00.123456789Z", "updated_at": "2026-03-01T09:00:00.123456789Z",
+           "minor": false, "defer_count": 0})
+}
+
+/// `n` events: one create per 5 events, the rest updates (with previous_data) of earlier issues.
+fn events(n: usize, prefix: &str) -> Vec<PushEvent> {
+    let mut out = Vec::with_capacity(n);
+    let mut issues = 0usize;
+    for i in 0..n {
+        let (action, id, new, prev) = if i % 5 == 0 || issues == 0 {
+            issues += 1;
+            let id = format!("td-{prefix}{issues:06}");
+            let new = issue(&id, "Fix the login timeout");
+            (format!("create"), id, new, json!({}))
+        } else {
+            let id = format!("td-{prefix}{:06}", 1 + (i * 7919) % issues);
+            let prev = issue(&id, "Fix the login timeout");
+            let mut new = prev.clone();
+            new["status"] = json!("in_progress");
+            new["updated_at"] = json!(format!("2026-03-01T10:{:02}:00Z", i % 60));
+            ("update".to_string(), id, new, prev)
+        };
+        let payload =
+            json!({"new_data": new, "previous_data": prev, "schema_version": 1}).to_string();
+        out.push(PushEvent {
+            client_action_id: i as i64 + 1,
+            action_type: action,
+            entity_type: "issues".into(),
+            entity_id: id,
+            payload: RawValue::from_string(payload).unwrap(),
+            client_timestamp: "2026-03-01T10:00:00Z".into(),
+        });
+    }
+    out
+}
+
+struct Store {
+    _dir: tempfile::TempDir,
+    store: Tenants,
+    t: TenantId,
+    p: ProjectId,
+}
+
+fn store() -> Store {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Tenants::open(TenantsConfig::new(dir.path())).unwrap();
+    let (t, p) = (
+        TenantId::parse("bench").unwrap(),
+        ProjectId::parse("p").unwrap(),
+    );
+    store.create_project(&t, &p).unwrap();
+    Store {
+        _dir: dir,
+        store,
+        t,
+        p,
+    }
+}
+
+fn push_all(s: &Store, evs: &[PushEvent], device: &str) {
+    for chunk in evs.chunks(500) {
+        let r = s
+            .store
+            .push(
+                &s.t,
+                &s.p,
+                &PushRequest {
+                    device_id: device.into(),
+                    session_id: "ses_1".into(),
+                    events: chunk.to_vec(),
+                },
+            )
+            .unwrap();
+        assert_eq!(r.accepted as usize, chunk.len());
+    }
+}
+
+/// Baseline for push: the same rows inserted into an events table alone, 500 per transaction.
+fn raw_insert(evs: &[PushEvent]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("raw.db")).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+         CREATE TABLE events (server_seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT, session_id TEXT,
+           client_action_id INTEGER, action_type TEXT, entity_type TEXT, entity_id TEXT, payload TEXT,
+           client_timestamp TEXT, server_timestamp TEXT, UNIQUE(device_id, session_id, client_action_id));",
+    )
+    .unwrap();
+    let start = Instant::now();
+    for chunk in evs.chunks(500) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut st = tx.prepare_cached("INSERT INTO events (device_id, session_id, client_action_id, action_type, entity_type, entity_id, payload, client_timestamp, server_timestamp) VALUES ('d','s',?1,?2,?3,?4,?5,?6,'now')").unwrap();
+            for e in chunk {
+                st.execute(params![
+                    e.client_action_id,
+                    e.action_type,
+                    e.entity_type,
+                    e.entity_id,
+                    e.payload.get(),
+                    e.client_timestamp
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let rounds = if quick { 3 } else { 7 };
+    let n = if quick { 5_000 } else { 20_000 };
+    println!("# tdsync-tenants shard benchmarks ({rounds} rounds, median)");
+
+    // Push: 500-event batches into a fresh shard (log + projection + bookkeeping in one tx).
+    let evs = events(n, "a");
+    let mut ours = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..rounds {
+        let s = store();
+        let start = Instant::now();
+        push_all(&s, &evs, "dev-a");
+        ours.push(n as f64 / start.elapsed().as_secs_f64());
+        base.push(n as f64 / raw_insert(&evs).as_secs_f64());
+    }
+    let (o, b) = (median(ours), median(base));
+    println!(
+        "push_500_batch     {:>10.0} events/s   baseline raw insert {:>10.0} events/s   ratio {:.2}",
+        o,
+        b,
+        o / b
+    );
+
+    // Pull: 1000-event pages from a 50k-event shard, at spread-out cursors.
+    let s = store();
+    let big = events(50_000, "b");
+    push_all(&s, &big, "dev-b");
+    let mut ours = Vec::new();
+    let mut base = Vec::new();
+    let raw = Connection::open(s.store.shard_path(&s.t, &s.p)).unwrap();
+    for r in 0..rounds * 5 {
+        let after = ((r * 9973) % 49_000) as i64;
+        let start = Instant::now();
+        let page = s
+            .store
+            .pull(
+                &s.t,
+                &s.p,
+                &PullQuery {
+                    after_server_seq: after,
+                    limit: Some(1000),
+                    exclude_client: None,
+                },
+            )
+            .unwrap();
+        ours.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(page.events.len(), 1000);
+        let start = Instant::now();
+        let mut st = raw.prepare_cached("SELECT server_seq, device_id, session_id, client_action_id, action_type, entity_type, entity_id, payload, client_timestamp FROM events WHERE server_seq > ?1 ORDER BY server_seq LIMIT 1000").unwrap();
+        let rows: Vec<(i64, String)> = st
+            .query_map([after], |r| Ok((r.get(0)?, r.get(7)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 1000);
+        base.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let (o, b) = (median(ours), median(base));
+    println!(
+        "pull_1000_page     {:>10.3} ms         baseline raw select {:>10.3} ms         ratio {:.2}",
+        o,
+        b,
+        o / b
+    );
+
+    // Pull at the head: answered from the cached head.
+    let head = s.store.status(&s.t, &s.p).unwrap().last_server_seq;
+    let start = Instant::now();
+    let reps = 100_000;
+    for _ in 0..reps {
+        let page = s
+            .store
+            .pull(
+                &s.t,
+                &s.p,
+                &PullQuery {
+                    after_server_seq: head,
+                    limit: None,
+                    exclude_client: None,
+                },
+            )
+            .unwrap();
+        assert!(page.events.is_empty());
+    }
+    println!(
+        "pull_at_head       {:>10.2} µs/op",
+        start.elapsed().as_secs_f64() * 1e6 / reps as f64
+    );
+
+    // Rebuild: the whole projection from a 50k-event log, in place.
+    let mut ours = Vec::new();
+    for _ in 0..rounds.min(5) {
+        let report = s.store.rebuild_in_place(&s.t, &s.p).unwrap();
+        assert_eq!(report.events, 50_000);
+        ours.push(report.millis as f64);
+    }
+    println!("rebuild_50k        {:>10.0} ms", median(ours));
+    let check = s.store.rebuild_check(&s.t, &s.p).unwrap();
+    assert!(check.matches);
+    println!(
+        "rebuild_check_50k  {:>10} ms (replay into memory + compare with live)",
+        check.millis
+    );
+}
