@@ -34,7 +34,7 @@ fn events(n: usize, prefix: &str) -> Vec<PushEvent> {
             issues += 1;
             let id = format!("td-{prefix}{issues:06}");
             let new = issue(&id, "Fix the login timeout");
-            (format!("create"), id, new, json!({}))
+            ("create".to_string(), id, new, json!({}))
         } else {
             let id = format!("td-{prefix}{:06}", 1 + (i * 7919) % issues);
             let prev = issue(&id, "Fix the login timeout");
