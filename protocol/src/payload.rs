@@ -149,17 +149,29 @@ fn write_go(value: &Value, out: &mut String) {
     }
 }
 
-/// A JSON number as Go prints a float64: integral values below 1e21 without fraction or
-/// exponent, everything else in the shortest round-trip form.
+/// A JSON number as Go's `encoding/json` prints a float64: the shortest form that reads back
+/// exactly, in plain notation when the exponent is within [-6, 21), otherwise as `1e-07` /
+/// `1e+21` (two-digit exponent, explicit sign).
 pub fn go_number(n: &serde_json::Number) -> String {
     if n.is_i64() || n.is_u64() {
         return n.to_string();
     }
     let f = n.as_f64().unwrap_or(0.0);
-    if f.fract() == 0.0 && f.abs() < 1e21 {
-        format!("{f:.0}")
-    } else {
-        format!("{f}")
+    let abs = f.abs();
+    if abs == 0.0 || (1e-6..1e21).contains(&abs) {
+        return format!("{f}");
+    }
+    // Rust's `{:e}` is shortest round-trip too, as `1e-7`; Go pads the exponent.
+    let sci = format!("{f:e}");
+    match sci.split_once('e') {
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => sci,
     }
 }
 
@@ -272,6 +284,12 @@ mod tests {
     fn go_marshal_sorts_and_prints_floats_like_go() {
         let v: Value = serde_json::from_str(r#"{"b":1.0,"a":[2.5,3],"c":"x\u2028"}"#).unwrap();
         assert_eq!(go_marshal(&v), r#"{"a":[2.5,3],"b":1,"c":"x\u2028"}"#);
+        // Go: strconv 'f' inside [1e-6, 1e21), else 'e' with a two-digit exponent.
+        let v: Value = serde_json::from_str("[1e-7,0.000001,1e21,1.5e20,1.5e300,-2.5e-9]").unwrap();
+        assert_eq!(
+            go_marshal(&v),
+            "[1e-07,0.000001,1e+21,150000000000000000000,1.5e+300,-2.5e-09]"
+        );
     }
 
     #[test]

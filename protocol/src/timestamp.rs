@@ -86,11 +86,9 @@ fn parse_loose(text: &str) -> Option<DateTime<FixedOffset>> {
         Some(i) => &text[..i],
         None => text,
     };
-    if text.len() < 10 {
-        return None;
-    }
-    let date = NaiveDate::parse_from_str(&text[..10], "%Y-%m-%d").ok()?;
-    let rest = &text[10..];
+    // `get` rather than indexing: untrusted text may put a multi-byte character at byte 10.
+    let date = NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()?;
+    let rest = text.get(10..)?;
     if rest.is_empty() {
         let t = NaiveDateTime::new(date, NaiveTime::MIN);
         return Some(t.and_utc().fixed_offset());
@@ -149,6 +147,15 @@ mod tests {
         }
         assert!(parse("not a time").is_none());
         assert!(parse("").is_none());
+        // Untrusted text with multi-byte characters where the layout has ASCII: no panic.
+        for hostile in [
+            "2026-01-0é",
+            "2026-01-01é12:00:00",
+            "日本語のテキストです",
+            "2026-01-01 12:00:00 +08é0",
+        ] {
+            assert!(parse(hostile).is_none(), "{hostile}");
+        }
     }
 
     #[test]
