@@ -21,20 +21,20 @@ pub fn fresh() -> (tempfile::TempDir, TdDatabase) {
     (dir, db)
 }
 
-/// The real td databases shipped with the project, or None (with a note) when this checkout
-/// has no copy of them.
-pub fn fixtures_dir() -> Option<PathBuf> {
+/// The real td databases every checkout has at `../shared/fixtures/real-td` (override with
+/// `TDSYNC_FIXTURES`). Missing fixtures fail the test: they are part of the project.
+pub fn fixtures_dir() -> PathBuf {
     let dir = std::env::var_os("TDSYNC_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/real-td")
         });
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: no real td fixtures at {}", dir.display());
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "no real td fixtures at {} (set TDSYNC_FIXTURES)",
+        dir.display()
+    );
+    dir
 }
 
 /// Every fixture database file (including the sindri series), sorted.

@@ -1,0 +1,398 @@
+//! The sync engine and agent through the in-process transport: convergence of several clients,
+//! lost replies and duplicate delivery, partitions, a server restart, and the agent's
+//! lifecycle (subscribers, pause/resume, stop flushing what is pending).
+
+mod common;
+
+use std::{sync::mpsc::RecvTimeoutError, time::Duration};
+
+use common::{db_path, issue_json, log_action};
+use serde_json::{Value, json};
+use tdsync_client::{
+    AgentEvent, AgentOptions, Identity, SyncAgent, SyncClient, SyncError, TransportError,
+    tddb::TdDatabase,
+    transport::in_process::{Faults, InProcess, LocalServer},
+};
+use tdsync_projection::Dump;
+use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
+
+struct World {
+    dir: tempfile::TempDir,
+    server: LocalServer,
+    tenant: TenantId,
+    project: ProjectId,
+    _clients: Vec<tempfile::TempDir>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Tenants::open(TenantsConfig::new(dir.path().join("server"))).unwrap();
+    let (tenant, project) = (
+        TenantId::parse("t").unwrap(),
+        ProjectId::parse("p").unwrap(),
+    );
+    store.create_project(&tenant, &project).unwrap();
+    World {
+        dir,
+        server: LocalServer::new(store),
+        tenant,
+        project,
+        _clients: Vec::new(),
+    }
+}
+
+impl World {
+    fn client(&mut self, device: &str, faults: Faults, seed: u64) -> SyncClient<InProcess> {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TdDatabase::create(&db_path(dir.path())).unwrap();
+        db.link(self.project.as_str()).unwrap();
+        self._clients.push(dir);
+        let transport = InProcess::with_faults(
+            self.server.clone(),
+            self.tenant.clone(),
+            self.project.clone(),
+            faults,
+            seed,
+        );
+        SyncClient::new(
+            db,
+            transport,
+            Identity {
+                device_id: device.into(),
+                session_id: format!("ses_{device}"),
+            },
+        )
+    }
+
+    fn projection(&self) -> Dump {
+        let store = self.server.get().unwrap();
+        let conn =
+            rusqlite::Connection::open(store.shard_path(&self.tenant, &self.project)).unwrap();
+        Dump::read(&conn).unwrap()
+    }
+
+    fn event_count(&self) -> i64 {
+        self.server
+            .get()
+            .unwrap()
+            .status(&self.tenant, &self.project)
+            .unwrap()
+            .event_count
+    }
+}
+
+/// Writes an issue and its action_log row as td does.
+fn create_issue(db: &TdDatabase, id: &str, title: &str) -> Value {
+    let issue = issue_json(id, title, "open", "2026-08-01T10:00:00Z");
+    db.connection()
+        .execute(
+            "INSERT INTO issues (id, title, status, type, priority, labels, creator_session, created_at, updated_at) \
+             VALUES (?1, ?2, 'open', 'task', 'P2', 'a,b', 'ses_x', '2026-08-01 10:00:00+00:00', '2026-08-01 10:00:00+00:00')",
+            [id, title],
+        )
+        .unwrap();
+    log_action(
+        db,
+        [
+            &format!("al-c{id}"),
+            "create",
+            "issue",
+            id,
+            "",
+            &issue.to_string(),
+            "2026-08-01T10:00:00Z",
+        ],
+    );
+    issue
+}
+
+/// Renames an issue the way td's update does (previous and new images).
+fn rename_issue(db: &TdDatabase, previous: &Value, title: &str, stamp: &str) -> Value {
+    let mut next = previous.clone();
+    next["title"] = json!(title);
+    next["updated_at"] = json!(stamp);
+    let id = previous["id"].as_str().unwrap();
+    db.connection()
+        .execute("UPDATE issues SET title = ?1 WHERE id = ?2", [title, id])
+        .unwrap();
+    log_action(
+        db,
+        [
+            &format!("al-u{id}{stamp}"),
+            "update",
+            "issue",
+            id,
+            &previous.to_string(),
+            &next.to_string(),
+            stamp,
+        ],
+    );
+    next
+}
+
+fn dump(c: &SyncClient<InProcess>) -> Dump {
+    Dump::read(c.db().connection()).unwrap()
+}
+
+fn assert_converged(w: &World, clients: &[&SyncClient<InProcess>]) {
+    let server = w.projection();
+    for c in clients {
+        if let Some(d) = server.first_difference(&dump(c)) {
+            panic!("{} diverges from the server: {d}", c.identity().device_id);
+        }
+    }
+}
+
+#[test]
+fn clients_converge_through_the_server() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 1);
+    let b = w.client("dev-b", Faults::default(), 2);
+    let issues: Vec<Value> = (1..=3)
+        .map(|i| create_issue(a.db(), &format!("td-00000{i}"), "from a"))
+        .collect();
+    let r = a.sync().unwrap();
+    assert_eq!(r.push.accepted, 3);
+    let r = b.sync().unwrap();
+    assert_eq!(r.pull.pulled, 3);
+    assert_eq!(
+        r.pull.changed.len(),
+        3,
+        "the subscriber-facing change set names each issue"
+    );
+    rename_issue(b.db(), &issues[0], "renamed by b", "2026-08-01T11:00:00Z");
+    b.sync().unwrap();
+    a.sync().unwrap();
+    let title: String = a
+        .db()
+        .connection()
+        .query_row("SELECT title FROM issues WHERE id = 'td-000001'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(title, "renamed by b");
+    assert_converged(&w, &[&a, &b]);
+}
+
+#[test]
+fn a_lost_reply_is_repaired_by_the_next_push_without_duplicates() {
+    let mut w = world();
+    let faults = Faults {
+        lose_reply: 1.0,
+        ..Faults::default()
+    };
+    let a = w.client("dev-a", faults, 3);
+    for i in 0..5 {
+        create_issue(a.db(), &format!("td-10000{i}"), "x");
+    }
+    // The server stores the batch, the client never hears back.
+    let err = a.push().unwrap_err();
+    assert!(
+        matches!(err, SyncError::Transport(TransportError::Network(_))),
+        "{err}"
+    );
+    assert_eq!(w.event_count(), 5);
+    assert_eq!(
+        a.pending_count().unwrap(),
+        5,
+        "unacknowledged rows stay pending"
+    );
+    // Same rows again through a healthy link: all five come back as duplicates with seqs.
+    let (db, _) = a.into_parts();
+    let transport = InProcess::new(w.server.clone(), w.tenant.clone(), w.project.clone());
+    let a = SyncClient::new(
+        db,
+        transport,
+        Identity {
+            device_id: "dev-a".into(),
+            session_id: "ses_dev-a".into(),
+        },
+    );
+    let r = a.push().unwrap();
+    assert_eq!((r.accepted, r.duplicates), (0, 5));
+    assert_eq!(a.pending_count().unwrap(), 0);
+    assert_eq!(w.event_count(), 5, "no event was logged twice");
+    a.pull().unwrap();
+    assert_converged(&w, &[&a]);
+}
+
+#[test]
+fn duplicate_delivery_and_jitter_change_nothing() {
+    let mut w = world();
+    let faults = Faults {
+        duplicate: 1.0,
+        jitter: Duration::from_millis(2),
+        ..Faults::default()
+    };
+    let a = w.client("dev-a", faults.clone(), 4);
+    let b = w.client("dev-b", faults, 5);
+    let issue = create_issue(a.db(), "td-200000", "dup");
+    a.sync().unwrap();
+    rename_issue(a.db(), &issue, "dup 2", "2026-08-01T12:00:00Z");
+    let r = a.sync().unwrap();
+    assert_eq!(r.push.sent, 1);
+    assert_eq!(w.event_count(), 2);
+    assert!(
+        a.transport()
+            .counts()
+            .duplicates
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    b.sync().unwrap();
+    assert_converged(&w, &[&a, &b]);
+}
+
+#[test]
+fn a_partitioned_client_keeps_its_changes_and_catches_up() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 6);
+    let b = w.client("dev-b", Faults::default(), 7);
+    let base = create_issue(a.db(), "td-300000", "base");
+    a.sync().unwrap();
+    b.sync().unwrap();
+    a.transport().set_offline(true);
+    rename_issue(a.db(), &base, "offline edit", "2026-08-01T13:00:00Z");
+    assert!(a.sync().is_err());
+    assert_eq!(a.pending_count().unwrap(), 1);
+    create_issue(b.db(), "td-300001", "meanwhile");
+    b.sync().unwrap();
+    a.transport().set_offline(false);
+    let r = a.sync().unwrap();
+    assert_eq!(r.push.accepted, 1);
+    b.sync().unwrap();
+    assert_converged(&w, &[&a, &b]);
+}
+
+#[test]
+fn a_server_restart_loses_nothing() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 8);
+    create_issue(a.db(), "td-400000", "before restart");
+    a.sync().unwrap();
+    w.server.stop();
+    create_issue(a.db(), "td-400001", "while down");
+    assert!(matches!(
+        a.sync(),
+        Err(SyncError::Transport(TransportError::Network(_)))
+    ));
+    w.server
+        .start(Tenants::open(TenantsConfig::new(w.dir.path().join("server"))).unwrap());
+    let r = a.sync().unwrap();
+    assert_eq!(r.push.accepted, 1);
+    assert_eq!(
+        w.event_count(),
+        2,
+        "the restarted server reads its head back from disk"
+    );
+    let b = w.client("dev-b", Faults::default(), 9);
+    assert_eq!(b.sync().unwrap().pull.pulled, 2);
+    assert_converged(&w, &[&a, &b]);
+}
+
+fn fast() -> AgentOptions {
+    AgentOptions {
+        fast: Duration::from_millis(20),
+        idle: Duration::from_millis(200),
+    }
+}
+
+fn next_change(rx: &std::sync::mpsc::Receiver<AgentEvent>) -> AgentEvent {
+    loop {
+        match rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the agent reported nothing for 10 s")
+        {
+            AgentEvent::Failed(e) => panic!("sync failed: {e}"),
+            changed => return changed,
+        }
+    }
+}
+
+#[test]
+fn the_agent_tells_subscribers_what_changed() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 10);
+    let b = w.client("dev-b", Faults::default(), 11);
+    let agent = SyncAgent::start(a, fast());
+    let events = agent.subscribe();
+    create_issue(b.db(), "td-500000", "from b");
+    b.sync().unwrap();
+    agent.notify_remote_change();
+    match next_change(&events) {
+        AgentEvent::Changed { entities, .. } => {
+            assert!(
+                entities.iter().any(|(_, id)| id == "td-500000"),
+                "{entities:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (a, flushed) = agent.stop();
+    assert_eq!(flushed.unwrap().sent, 0);
+    assert_converged(&w, &[&a, &b]);
+}
+
+#[test]
+fn the_agent_pauses_resumes_and_flushes_on_stop() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 12);
+    let agent = SyncAgent::start(a, fast());
+    let events = agent.subscribe();
+    agent.pause();
+    let syncs_when_paused = agent.stats().syncs;
+    agent.notify_local_change();
+    // A paused agent does not sync, even when nudged.
+    assert_eq!(
+        events.recv_timeout(Duration::from_millis(300)),
+        Err(RecvTimeoutError::Timeout)
+    );
+    assert_eq!(agent.stats().syncs, syncs_when_paused);
+    assert!(agent.stats().paused);
+    agent.resume();
+    assert!(!agent.stats().paused);
+    // Stop right away: whatever was written is pushed before stop returns.
+    let (a, flushed) = agent.stop();
+    drop(a);
+    assert!(flushed.is_ok());
+
+    // A change written while the agent runs reaches the server by the time stop returns.
+    let c = w.client("dev-c", Faults::default(), 13);
+    create_issue(c.db(), "td-600000", "written before stop");
+    let agent = SyncAgent::start(
+        c,
+        AgentOptions {
+            fast: Duration::from_secs(3600),
+            idle: Duration::from_secs(3600),
+        },
+    );
+    agent.pause();
+    let (_c, flushed) = agent.stop();
+    let flushed = flushed.unwrap();
+    assert!(flushed.sent <= 1);
+    assert_eq!(w.event_count(), 1, "stop pushed the pending change");
+}
+
+#[test]
+fn polling_speeds_up_after_a_nudge() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 14);
+    let opts = AgentOptions {
+        fast: Duration::from_millis(10),
+        idle: Duration::from_millis(80),
+    };
+    let agent = SyncAgent::start(a, opts);
+    // Idle syncs back the interval off to the idle bound.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while agent.stats().interval < opts.idle {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never backed off: {:?}",
+            agent.stats()
+        );
+        std::thread::yield_now();
+    }
+    agent.notify_local_change();
+    assert_eq!(agent.stats().interval, opts.fast);
+    agent.stop().1.unwrap();
+}
