@@ -208,7 +208,7 @@ fn the_sindri_series_replays_incrementally() {
         assert_eq!(source.pending_count().unwrap(), 0, "step {step}");
         let status = srv.store.status(&srv.tenant, &srv.project).unwrap();
         assert!(
-            status.event_count as i64 >= log_rows,
+            status.event_count >= log_rows,
             "step {step}: log has {} of {log_rows}",
             status.event_count
         );

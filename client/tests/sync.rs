@@ -298,14 +298,12 @@ fn fast() -> AgentOptions {
 }
 
 fn next_change(rx: &std::sync::mpsc::Receiver<AgentEvent>) -> AgentEvent {
-    loop {
-        match rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the agent reported nothing for 10 s")
-        {
-            AgentEvent::Failed(e) => panic!("sync failed: {e}"),
-            changed => return changed,
-        }
+    match rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the agent reported nothing for 10 s")
+    {
+        AgentEvent::Failed(e) => panic!("sync failed: {e}"),
+        changed => changed,
     }
 }
 
