@@ -152,9 +152,26 @@ impl Applier {
         &self.schema
     }
 
-    /// Applies one event. Errors leave earlier statements of the same event in place, as td's
-    /// apply does; callers decide from [`ApplyError::is_permanent`] whether to quarantine.
+    /// Applies one event, with the before-image and clobber detection live replicas need.
+    /// Errors leave earlier statements of the same event in place, as td's apply does; callers
+    /// decide from [`ApplyError::is_permanent`] whether to quarantine.
     pub fn apply(&self, conn: &Connection, ev: &Event<'_>) -> Result<Applied, ApplyError> {
+        self.apply_with(conn, ev, Tracking::Changes)
+    }
+
+    /// Applies one event exactly as [`apply`](Self::apply) does, without reading before-images
+    /// or looking for clobbers: for re-deriving a projection from a log that was already
+    /// checked once (rebuilds, state as of a seq). `before`, `after` and `clobbered` are empty.
+    pub fn replay(&self, conn: &Connection, ev: &Event<'_>) -> Result<Applied, ApplyError> {
+        self.apply_with(conn, ev, Tracking::None)
+    }
+
+    fn apply_with(
+        &self,
+        conn: &Connection,
+        ev: &Event<'_>,
+        tracking: Tracking,
+    ) -> Result<Applied, ApplyError> {
         let entity = EntityType::parse(ev.entity_type)
             .filter(|e| e.is_synced())
             .ok_or_else(|| ApplyError::InvalidEntityType(ev.entity_type.to_string()))?;
@@ -173,7 +190,12 @@ impl Applier {
         } else {
             (env.new_data, env.previous_data)
         };
-        let before = read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?;
+        let before = match tracking {
+            Tracking::Changes => {
+                read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?
+            }
+            Tracking::None => None,
+        };
 
         let op = Op {
             conn,
@@ -181,6 +203,7 @@ impl Applier {
             applier: self,
             ev,
             before: &before,
+            tracking,
         };
         let (effect, view) = match action {
             ActionType::Create => {
@@ -233,6 +256,13 @@ impl Applier {
             clobbered,
         })
     }
+}
+
+/// Whether a write records what it overwrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tracking {
+    Changes,
+    None,
 }
 
 /// What the writer of an event had seen of the row it wrote.
@@ -309,11 +339,22 @@ struct Op<'a> {
     applier: &'a Applier,
     ev: &'a Event<'a>,
     before: &'a Option<Row>,
+    tracking: Tracking,
 }
 
 impl Op<'_> {
     fn err(&self, e: rusqlite::Error) -> ApplyError {
         sql_err(self.table, self.ev, e)
+    }
+
+    /// Whether the event's row exists (known from the before-image when it was read).
+    fn exists(&self) -> Result<bool, ApplyError> {
+        if self.tracking == Tracking::Changes {
+            return Ok(self.before.is_some());
+        }
+        let sql = format!("SELECT 1 FROM {} WHERE id = ?1", self.table.name());
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        stmt.exists([self.ev.entity_id]).map_err(|e| self.err(e))
     }
 
     fn exec(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, ApplyError> {
@@ -337,7 +378,7 @@ impl Op<'_> {
                 id: id.to_string(),
             });
         }
-        let exists = self.before.is_some();
+        let exists = self.exists()?;
         if only_existing && !exists {
             return Ok(Effect::Unchanged);
         }

@@ -2,7 +2,8 @@
 //! baseline measured in the same run (plain SQLite doing the bare minimum of the same work), so
 //! the figures survive a noisy 2-core machine as ratios.
 //!
-//! Run: `cargo bench -p tdsync-tenants --bench shard` (add `-- quick` for a short run).
+//! Run: `cargo bench -p tdsync-tenants --bench shard` (add `-- quick` for a short run, and any
+//! of `push`, `pull`, `rebuild` to run only those).
 //! Prints one line per measurement: name, median, and the ratio to its baseline.
 
 use std::time::{Duration, Instant};
@@ -132,12 +133,33 @@ fn raw_insert(evs: &[PushEvent]) -> Duration {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "quick");
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let quick = args.iter().any(|a| a == "quick");
+    let picked: Vec<&String> = args.iter().filter(|a| *a != "quick").collect();
+    let run = |name: &str| picked.is_empty() || picked.iter().any(|p| *p == name);
     let rounds = if quick { 3 } else { 7 };
     let n = if quick { 5_000 } else { 20_000 };
     println!("# tdsync-tenants shard benchmarks ({rounds} rounds, median)");
+    if run("push") {
+        bench_push(n, rounds);
+    }
+    if run("pull") || run("rebuild") {
+        let s = store();
+        push_all(&s, &events(50_000, "b"), "dev-b");
+        if run("pull") {
+            bench_pull(&s, rounds);
+        }
+        if run("rebuild") {
+            bench_rebuild(&s, rounds);
+        }
+    }
+}
 
-    // Push: 500-event batches into a fresh shard (log + projection + bookkeeping in one tx).
+/// 500-event batches into a fresh shard (log + projection + bookkeeping in one transaction).
+fn bench_push(n: usize, rounds: usize) {
     let evs = events(n, "a");
     let mut ours = Vec::new();
     let mut base = Vec::new();
@@ -150,16 +172,13 @@ fn main() {
     }
     let (o, b) = (median(ours), median(base));
     println!(
-        "push_500_batch     {:>10.0} events/s   baseline raw insert {:>10.0} events/s   ratio {:.2}",
-        o,
-        b,
+        "push_500_batch     {o:>10.0} events/s   baseline raw insert {b:>10.0} events/s   ratio {:.2}",
         o / b
     );
+}
 
-    // Pull: 1000-event pages from a 50k-event shard, at spread-out cursors.
-    let s = store();
-    let big = events(50_000, "b");
-    push_all(&s, &big, "dev-b");
+/// 1000-event pages from a 50k-event shard at spread-out cursors, and pulls at the head.
+fn bench_pull(s: &Store, rounds: usize) {
     let mut ours = Vec::new();
     let mut base = Vec::new();
     let raw = Connection::open(s.store.shard_path(&s.t, &s.p)).unwrap();
@@ -192,13 +211,11 @@ fn main() {
     }
     let (o, b) = (median(ours), median(base));
     println!(
-        "pull_1000_page     {:>10.3} ms         baseline raw select {:>10.3} ms         ratio {:.2}",
-        o,
-        b,
+        "pull_1000_page     {o:>10.3} ms         baseline raw select {b:>10.3} ms         ratio {:.2}",
         o / b
     );
 
-    // Pull at the head: answered from the cached head.
+    // At the head the answer comes from the cached head.
     let head = s.store.status(&s.t, &s.p).unwrap().last_server_seq;
     let start = Instant::now();
     let reps = 100_000;
@@ -221,8 +238,11 @@ fn main() {
         "pull_at_head       {:>10.2} µs/op",
         start.elapsed().as_secs_f64() * 1e6 / reps as f64
     );
+}
 
-    // Rebuild: the whole projection from a 50k-event log, in place.
+/// The whole projection re-derived from a 50k-event log, in place; then the check that
+/// replays into memory and compares with the live projection.
+fn bench_rebuild(s: &Store, rounds: usize) {
     let mut ours = Vec::new();
     for _ in 0..rounds.min(5) {
         let report = s.store.rebuild_in_place(&s.t, &s.p).unwrap();

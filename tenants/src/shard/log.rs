@@ -79,8 +79,8 @@ pub(crate) fn append(
     Ok(Appended::Duplicate(seq))
 }
 
-/// Whether applying should also record conflicts (a rebuild re-derives the projection only;
-/// the conflict log is history and is kept as it is).
+/// Whether applying should also record conflicts. A rebuild re-derives the projection only
+/// (the conflict log is history and is kept as it is), so it skips before-images entirely.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Conflicts {
     Record,
@@ -107,7 +107,11 @@ pub(crate) fn project(
         payload: ev.payload,
         client_timestamp: ev.client_timestamp,
     };
-    let applied = match applier.apply(tx, &event) {
+    let result = match conflicts {
+        Conflicts::Record => applier.apply(tx, &event),
+        Conflicts::Keep => applier.replay(tx, &event),
+    };
+    let applied = match result {
         Ok(applied) => applied,
         Err(e) if e.is_permanent() => return Ok(skip(tx, seq, "quarantined", &e.to_string())?),
         Err(e) => return Err(LogError::Transient { seq, source: e }),
