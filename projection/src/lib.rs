@@ -12,6 +12,6 @@ pub mod table;
 pub mod value;
 
 pub use apply::{Applied, Applier, Effect, Event, Orphan};
-pub use compare::{Divergence, Dump};
+pub use compare::{Divergence, Dump, Tolerances};
 pub use failure::ApplyError;
 pub use value::Row;

@@ -85,6 +85,7 @@ pub struct InProcess {
     faults: Faults,
     rng: Mutex<StdRng>,
     offline: AtomicBool,
+    lose_next_push_reply: AtomicBool,
     counts: FaultCounts,
 }
 
@@ -107,6 +108,7 @@ impl InProcess {
             faults,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             offline: AtomicBool::new(false),
+            lose_next_push_reply: AtomicBool::new(false),
             counts: FaultCounts::default(),
         }
     }
@@ -114,6 +116,11 @@ impl InProcess {
     /// Cuts the client off (a partition) or reconnects it.
     pub fn set_offline(&self, offline: bool) {
         self.offline.store(offline, Ordering::SeqCst);
+    }
+
+    /// The next push reaches the server, which commits it, but its reply is lost.
+    pub fn lose_next_push_reply(&self) {
+        self.lose_next_push_reply.store(true, Ordering::SeqCst);
     }
 
     pub fn counts(&self) -> &FaultCounts {
@@ -125,7 +132,11 @@ impl InProcess {
     }
 
     /// Runs one call through the fault model.
-    fn call<T>(&self, op: impl Fn(&Tenants) -> Result<T, StoreError>) -> Result<T, TransportError> {
+    fn call<T>(
+        &self,
+        is_push: bool,
+        op: impl Fn(&Tenants) -> Result<T, StoreError>,
+    ) -> Result<T, TransportError> {
         self.counts.calls.fetch_add(1, Ordering::Relaxed);
         if self.offline.load(Ordering::SeqCst) {
             self.counts.offline_refusals.fetch_add(1, Ordering::Relaxed);
@@ -165,7 +176,8 @@ impl InProcess {
             result = op(store);
         }
         drop(guard);
-        if self.chance(self.faults.lose_reply) {
+        let lose_this = is_push && self.lose_next_push_reply.swap(false, Ordering::SeqCst);
+        if lose_this || self.chance(self.faults.lose_reply) {
             self.counts.lost_replies.fetch_add(1, Ordering::Relaxed);
             return Err(TransportError::Network(
                 "reply lost after the server acted".into(),
@@ -188,14 +200,14 @@ fn to_transport(e: StoreError) -> TransportError {
 
 impl Transport for InProcess {
     fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
-        self.call(|s| s.push(&self.tenant, &self.project, request))
+        self.call(true, |s| s.push(&self.tenant, &self.project, request))
     }
 
     fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        self.call(|s| s.pull(&self.tenant, &self.project, query))
+        self.call(false, |s| s.pull(&self.tenant, &self.project, query))
     }
 
     fn status(&self) -> Result<SyncStatus, TransportError> {
-        self.call(|s| s.status(&self.tenant, &self.project))
+        self.call(false, |s| s.status(&self.tenant, &self.project))
     }
 }
