@@ -5,3 +5,4 @@
 //! writes (the row change and its `action_log` row), so tdsync's sync client can push it.
 
 pub mod td_writer;
+pub mod workload;

@@ -77,7 +77,8 @@ impl std::fmt::Display for Orphan {
 pub struct Applied {
     pub entity: EntityType,
     pub effect: Effect,
-    /// The row as it was before this event wrote it (None when it did not exist).
+    /// The row as it was before this event wrote it: None when it did not exist, and for a
+    /// field merge that clobbered nothing (only the changed fields were read).
     pub before: Option<Row>,
     /// The row after the event, read only when the write may have clobbered something (it is
     /// the "winning" side of a conflict); None otherwise, and when the row is gone.
@@ -115,6 +116,7 @@ pub struct Applier {
 enum SqlKind {
     Upsert,
     Merge,
+    SelectSome,
     ClearUnique(usize),
 }
 
@@ -190,6 +192,14 @@ impl Applier {
         } else {
             (env.new_data, env.previous_data)
         };
+        if tracking == Tracking::Changes
+            && action == ActionType::Update
+            && !previous_data.is_empty()
+            && let Some(applied) =
+                self.merge_unclobbered(conn, table, ev, &previous_data, &new_data)?
+        {
+            return Ok(applied);
+        }
         let before = match tracking {
             Tracking::Changes => {
                 read_row(conn, table, ev.entity_id).map_err(|e| sql_err(table, ev, e))?
@@ -258,6 +268,100 @@ impl Applier {
     }
 }
 
+impl Applier {
+    /// The common update: a merge of changed fields over values its writer had seen. Reads only
+    /// the changed columns' old values; when one of them is a possible clobber (or the row is
+    /// missing, or there is nothing to merge) it returns None and the caller takes the general
+    /// path, which reads the whole row and records what is overwritten.
+    fn merge_unclobbered(
+        &self,
+        conn: &Connection,
+        table: &TableInfo,
+        ev: &Event<'_>,
+        previous: &Map<String, Value>,
+        new_data: &Map<String, Value>,
+    ) -> Result<Option<Applied>, ApplyError> {
+        let keys = changed_columns(table, previous, new_data);
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let positions = || keys.iter().map(|(i, _)| *i);
+        let select = self.sql(
+            table.entity,
+            SqlKind::SelectSome,
+            shape(positions()),
+            || {
+                let cols: Vec<&str> = positions()
+                    .map(|i| table.columns[i].name.as_str())
+                    .collect();
+                format!(
+                    "SELECT {} FROM {} WHERE id = ?1",
+                    cols.join(", "),
+                    table.name()
+                )
+            },
+        );
+        let err = |e| sql_err(table, ev, e);
+        let mut stmt = conn.prepare_cached(&select).map_err(err)?;
+        let mut rows = stmt.query([ev.entity_id]).map_err(err)?;
+        let Some(row) = rows.next().map_err(err)? else {
+            return Ok(None);
+        };
+        for (n, (i, new_value)) in keys.iter().enumerate() {
+            let col = &table.columns[*i];
+            if !can_clobber(table, col) {
+                continue;
+            }
+            let old: SqlValue = row.get(n).map_err(err)?;
+            let seen = to_sql(table, col, previous.get(&col.name).unwrap_or(&Value::Null));
+            if !same_value(col, &old, &seen) && !same_value(col, &old, new_value) {
+                return Ok(None);
+            }
+        }
+        drop(rows);
+        drop(stmt);
+        let op = Op {
+            conn,
+            table,
+            applier: self,
+            ev,
+            before: &None,
+            tracking: Tracking::Changes,
+        };
+        match op.update_columns(&keys) {
+            Ok(n) if n > 0 => Ok(Some(Applied {
+                entity: table.entity,
+                effect: Effect::Merged(
+                    positions().map(|i| table.columns[i].name.clone()).collect(),
+                ),
+                before: None,
+                after: None,
+                clobbered: Vec::new(),
+            })),
+            // A failed statement changed nothing; the general path repeats it with td's fallback.
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The columns (by position, in table order) whose value differs between the writer's before
+/// and after images, with the value to write; keys that are not columns are dropped.
+fn changed_columns(
+    table: &TableInfo,
+    previous: &Map<String, Value>,
+    new_data: &Map<String, Value>,
+) -> Vec<(usize, SqlValue)> {
+    let mut keys: Vec<(usize, SqlValue)> = diff(previous, new_data)
+        .iter()
+        .filter_map(|(k, v)| {
+            let i = table.position(k)?;
+            Some((i, to_sql(table, &table.columns[i], v)))
+        })
+        .collect();
+    keys.sort_by_key(|(i, _)| *i);
+    keys
+}
+
 /// Whether a write records what it overwrote.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Tracking {
@@ -293,15 +397,11 @@ fn unseen_columns(table: &TableInfo, before: &Row, view: View<'_>) -> Vec<usize>
         View::Nothing => None,
         View::Saw(seen) => Some(seen),
     };
-    let local_only = table.entity.local_only_fields();
     table
         .columns
         .iter()
         .enumerate()
-        .filter(|(_, col)| {
-            !BOOKKEEPING_COLUMNS.contains(&col.name.as_str())
-                && !local_only.contains(&col.name.as_str())
-        })
+        .filter(|(_, col)| can_clobber(table, col))
         .filter(|(i, col)| match seen {
             None => true,
             Some(seen) => {
@@ -311,6 +411,15 @@ fn unseen_columns(table: &TableInfo, before: &Row, view: View<'_>) -> Vec<usize>
         })
         .map(|(i, _)| i)
         .collect()
+}
+
+/// Whether overwriting this column can lose work (not bookkeeping, not a local-only field).
+fn can_clobber(table: &TableInfo, col: &crate::table::Column) -> bool {
+    !BOOKKEEPING_COLUMNS.contains(&col.name.as_str())
+        && !table
+            .entity
+            .local_only_fields()
+            .contains(&col.name.as_str())
 }
 
 /// td wraps the issue for some review actions as `{"issue":{…},…}`.
@@ -497,19 +606,23 @@ impl Op<'_> {
         previous: &Map<String, Value>,
         new_data: Map<String, Value>,
     ) -> Result<Effect, ApplyError> {
-        let changed = diff(previous, &new_data);
-        let table = self.table;
-        let mut keys: Vec<(usize, SqlValue)> = changed
-            .iter()
-            .filter_map(|(k, v)| {
-                let i = table.position(k)?;
-                Some((i, to_sql(table, &table.columns[i], v)))
-            })
-            .collect();
+        let keys = changed_columns(self.table, previous, &new_data);
         if keys.is_empty() {
             return self.upsert(new_data, true);
         }
-        keys.sort_by_key(|(i, _)| *i);
+        match self.update_columns(&keys) {
+            Ok(n) if n > 0 => Ok(Effect::Merged(
+                keys.iter()
+                    .map(|(i, _)| self.table.columns[*i].name.clone())
+                    .collect(),
+            )),
+            _ => self.upsert(new_data, true),
+        }
+    }
+
+    /// `UPDATE … SET <these columns> WHERE id = ?`; the number of rows it matched.
+    fn update_columns(&self, keys: &[(usize, SqlValue)]) -> Result<usize, ApplyError> {
+        let table = self.table;
         let sql = self.applier.sql(
             table.entity,
             SqlKind::Merge,
@@ -531,14 +644,7 @@ impl Op<'_> {
         let id = self.ev.entity_id;
         let mut params: Vec<&dyn ToSql> = keys.iter().map(|(_, v)| v as &dyn ToSql).collect();
         params.push(&id);
-        match self.exec(&sql, &params) {
-            Ok(n) if n > 0 => Ok(Effect::Merged(
-                keys.iter()
-                    .map(|(i, _)| table.columns[*i].name.clone())
-                    .collect(),
-            )),
-            _ => self.upsert(new_data, true),
-        }
+        self.exec(&sql, &params)
     }
 
     fn delete(&self) -> Result<Effect, ApplyError> {

@@ -1,61 +1,22 @@
-//! Shard benchmarks: push throughput, pull page latency and rebuild time, each next to a
-//! baseline measured in the same run (plain SQLite doing the bare minimum of the same work), so
-//! the figures survive a noisy 2-core machine as ratios.
+//! Engine benchmarks: shard push throughput, pull page latency, rebuild time and client apply
+//! throughput, each next to a baseline measured in the same run (plain SQLite doing the bare
+//! minimum of the same work), so the figures survive a noisy 2-core machine as ratios.
 //!
-//! Run: `cargo bench -p tdsync-tenants --bench shard` (add `-- quick` for a short run, and any
-//! of `push`, `pull`, `rebuild` to run only those).
+//! Run: `cargo bench -p tdsync-harness --bench engine` (add `-- quick` for a short run, and any
+//! of `push`, `pull`, `rebuild`, `apply` to run only those).
 //! Prints one line per measurement: name, median, and the ratio to its baseline.
 
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use serde_json::{json, value::RawValue};
-use tdsync_protocol::wire::{PullQuery, PushEvent, PushRequest};
+use tdsync_client::tddb::TdDatabase;
+use tdsync_harness::workload::issue_events as events;
+use tdsync_protocol::wire::{PullEvent, PullQuery, PushEvent, PushRequest};
 use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
     xs[xs.len() / 2]
-}
-
-fn issue(id: &str, title: &str) -> serde_json::Value {
-    json!({"id": id, "title": title, "description": "A realistic description of the work to do, a sentence or two long.",
-           "status": "open", "type": "task", "priority": "P2", "points": 3, "labels": ["backend", "sync"],
-           "implementer_session": "", "creator_session": "ses_a1b2c3", "reviewer_session": "",
-           "created_at": "2026-03-01T09:00:00.123456789Z", "updated_at": "2026-03-01T09:00:00.123456789Z",
-           "minor": false, "defer_count": 0})
-}
-
-/// `n` events: one create per 5 events, the rest updates (with previous_data) of earlier issues.
-fn events(n: usize, prefix: &str) -> Vec<PushEvent> {
-    let mut out = Vec::with_capacity(n);
-    let mut issues = 0usize;
-    for i in 0..n {
-        let (action, id, new, prev) = if i % 5 == 0 || issues == 0 {
-            issues += 1;
-            let id = format!("td-{prefix}{issues:06}");
-            let new = issue(&id, "Fix the login timeout");
-            ("create".to_string(), id, new, json!({}))
-        } else {
-            let id = format!("td-{prefix}{:06}", 1 + (i * 7919) % issues);
-            let prev = issue(&id, "Fix the login timeout");
-            let mut new = prev.clone();
-            new["status"] = json!("in_progress");
-            new["updated_at"] = json!(format!("2026-03-01T10:{:02}:00Z", i % 60));
-            ("update".to_string(), id, new, prev)
-        };
-        let payload =
-            json!({"new_data": new, "previous_data": prev, "schema_version": 1}).to_string();
-        out.push(PushEvent {
-            client_action_id: i as i64 + 1,
-            action_type: action,
-            entity_type: "issues".into(),
-            entity_id: id,
-            payload: RawValue::from_string(payload).unwrap(),
-            client_timestamp: "2026-03-01T10:00:00Z".into(),
-        });
-    }
-    out
 }
 
 struct Store {
@@ -142,11 +103,11 @@ fn main() {
     let run = |name: &str| picked.is_empty() || picked.iter().any(|p| *p == name);
     let rounds = if quick { 3 } else { 7 };
     let n = if quick { 5_000 } else { 20_000 };
-    println!("# tdsync-tenants shard benchmarks ({rounds} rounds, median)");
+    println!("# tdsync engine benchmarks ({rounds} rounds, median)");
     if run("push") {
         bench_push(n, rounds);
     }
-    if run("pull") || run("rebuild") {
+    if run("pull") || run("rebuild") || run("apply") {
         let s = store();
         push_all(&s, &events(50_000, "b"), "dev-b");
         if run("pull") {
@@ -155,7 +116,88 @@ fn main() {
         if run("rebuild") {
             bench_rebuild(&s, rounds);
         }
+        if run("apply") {
+            bench_apply(&s, rounds);
+        }
     }
+}
+
+/// A client applying the 50k-event log in 1000-event pages to a fresh td database, against
+/// plain SQLite writing each event's after-image (`INSERT OR REPLACE`, no td rules).
+fn bench_apply(s: &Store, rounds: usize) {
+    let mut pages: Vec<(Vec<PullEvent>, i64)> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s
+            .store
+            .pull(
+                &s.t,
+                &s.p,
+                &PullQuery {
+                    after_server_seq: after,
+                    limit: Some(1000),
+                    exclude_client: None,
+                },
+            )
+            .unwrap();
+        if page.events.is_empty() {
+            break;
+        }
+        after = page.last_server_seq;
+        pages.push((page.events, page.last_server_seq));
+    }
+    let total: usize = pages.iter().map(|p| p.0.len()).sum();
+    let mut ours = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..rounds.min(5) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TdDatabase::create(&dir.path().join(".todos/issues.db")).unwrap();
+        db.link("p").unwrap();
+        let start = Instant::now();
+        for (events, last) in &pages {
+            db.apply_page(events, *last, "bench-device").unwrap();
+        }
+        ours.push(total as f64 / start.elapsed().as_secs_f64());
+        base.push(total as f64 / raw_apply(&pages).as_secs_f64());
+    }
+    let (o, b) = (median(ours), median(base));
+    println!(
+        "client_apply       {o:>10.0} events/s   baseline raw upsert {b:>10.0} events/s   ratio {:.2}",
+        o / b
+    );
+}
+
+/// Baseline for apply: each event's new image written whole, one transaction per page.
+fn raw_apply(pages: &[(Vec<PullEvent>, i64)]) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = Connection::open(dir.path().join("raw.db")).unwrap();
+    tdsync_projection::schema::create_td_database(&conn).unwrap();
+    let start = Instant::now();
+    for (events, _) in pages {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut st = tx.prepare_cached("INSERT OR REPLACE INTO issues (id, title, description, status, type, priority, points, labels, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)").unwrap();
+            for e in events {
+                let v: serde_json::Value = serde_json::from_str(e.payload.get()).unwrap();
+                let n = &v["new_data"];
+                st.execute(params![
+                    e.entity_id,
+                    n["title"].as_str(),
+                    n["description"].as_str(),
+                    n["status"].as_str(),
+                    n["type"].as_str(),
+                    n["priority"].as_str(),
+                    n["points"].as_i64(),
+                    "backend,sync",
+                    n["created_at"].as_str(),
+                    n["updated_at"].as_str()
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
 }
 
 /// 500-event batches into a fresh shard (log + projection + bookkeeping in one transaction).
