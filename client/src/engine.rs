@@ -179,6 +179,16 @@ impl<T: Transport> SyncClient<T> {
     /// Pulls pages from the cursor until the server has nothing newer, applying each page in
     /// one local transaction. A transient apply failure stops with the cursor where it was.
     pub fn pull(&self) -> Result<PullReport, SyncError> {
+        self.pull_limited(usize::MAX, self.options.pull_limit)
+    }
+
+    /// Pulls at most `max_pages` pages of `page_size` events and stops, caught up or not (what
+    /// a process that dies in the middle of a pull has done).
+    pub fn pull_pages(&self, max_pages: usize, page_size: i64) -> Result<PullReport, SyncError> {
+        self.pull_limited(max_pages, page_size)
+    }
+
+    fn pull_limited(&self, max_pages: usize, page_size: i64) -> Result<PullReport, SyncError> {
         let mut report = PullReport::default();
         let exclude = self
             .options
@@ -191,7 +201,7 @@ impl<T: Transport> SyncClient<T> {
             .sync_state()?
             .ok_or(SyncError::NotLinked)?
             .last_sync_time();
-        loop {
+        for _ in 0..max_pages {
             let cursor = self
                 .db
                 .sync_state()?
@@ -200,7 +210,7 @@ impl<T: Transport> SyncClient<T> {
             report.cursor = cursor;
             let page = self.transport.pull(&PullQuery {
                 after_server_seq: cursor,
-                limit: Some(self.options.pull_limit),
+                limit: Some(page_size),
                 exclude_client: exclude.clone(),
             })?;
             if page.events.is_empty() {

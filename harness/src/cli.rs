@@ -1,8 +1,16 @@
 //! `tdsync harness …`: list, run, replay, dashboard.
 
-use std::process::ExitCode;
+use std::{ops::RangeInclusive, path::PathBuf, process::ExitCode};
 
-use clap::{Args, Subcommand};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::{
+    faults, fixtures,
+    runner::{self, RunOptions},
+    scenario::{self, CATALOGUE, Size},
+    shrink,
+};
 
 #[derive(Debug, Args)]
 pub struct HarnessArgs {
@@ -14,10 +22,170 @@ pub struct HarnessArgs {
 pub enum HarnessCommand {
     /// List the scenarios, one per line, name first.
     List,
+    /// Run scenarios; exit 0 if and only if every run converged. Prints one line per run.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// Clients call the server's store in this process.
+    Inproc,
+    /// Clients talk to a real `tdsync serve` over HTTP.
+    Http,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenarios to run (see `tdsync harness list`).
+    pub scenarios: Vec<String>,
+    /// Run every scenario of the catalogue (the big sync included).
+    #[arg(long)]
+    pub all: bool,
+    /// Seed of the run(s) [default: 1].
+    #[arg(long, conflicts_with = "seeds")]
+    pub seed: Option<u64>,
+    /// A range of seeds, `A..B` (inclusive), one run per seed.
+    #[arg(long, value_parser = parse_seeds)]
+    pub seeds: Option<RangeInclusive<u64>>,
+    /// Number of clients (overrides the scenario's own).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Number of actions (overrides the scenario's own size).
+    #[arg(long)]
+    pub actions: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Transport::Inproc)]
+    pub transport: Transport,
+    /// Faults to switch on, comma separated, or `all`: latency, jitter, lost-requests,
+    /// lost-acks, duplicates, server-errors, partitions, restarts, crash-mid-pull, clock-skew,
+    /// concurrent-sync, mixed-pollers.
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Write `<scenario>-<seed>.json` for every run into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Shrink a failing run to a minimal action list (delta debugging).
+    #[arg(long)]
+    pub shrink: bool,
+    /// One JSON object per run instead of a text line.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the real td databases are (older-schema clients start from them).
+    #[arg(long, env = "TDSYNC_FIXTURES")]
+    pub fixtures: Option<PathBuf>,
+}
+
+fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or("expected A..B, e.g. 1..200")?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a seed"))?;
+    let b: u64 = b
+        .trim()
+        .trim_start_matches('=')
+        .parse()
+        .map_err(|_| format!("{b:?} is not a seed"))?;
+    if a > b {
+        return Err(format!("empty range {a}..{b}"));
+    }
+    Ok(a..=b)
 }
 
 pub fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        HarnessCommand::List => anyhow::bail!("the scenario catalogue is being built"),
+        HarnessCommand::List => {
+            for s in CATALOGUE {
+                println!("{:<24} {}", s.name, s.about);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        HarnessCommand::Run(r) => run_scenarios(r),
     }
+}
+
+fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.transport == Transport::Http {
+        bail!(
+            "--transport http needs a running `tdsync serve`, which arrives with the gateway; use --transport inproc"
+        );
+    }
+    let names: Vec<&'static scenario::Scenario> = if args.all {
+        CATALOGUE.iter().collect()
+    } else if args.scenarios.is_empty() {
+        bail!("name a scenario (see `tdsync harness list`) or pass --all");
+    } else {
+        args.scenarios
+            .iter()
+            .map(|n| {
+                scenario::find(n)
+                    .with_context(|| format!("no scenario {n:?}; `tdsync harness list` shows them"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let extra_faults = match &args.faults {
+        Some(list) => faults::parse(list).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let seeds: Vec<u64> = match (&args.seeds, args.seed) {
+        (Some(r), _) => r.clone().collect(),
+        (None, Some(s)) => vec![s],
+        (None, None) => vec![1],
+    };
+    let size = Size {
+        clients: args.clients,
+        actions: args.actions,
+    };
+    let fixtures = args.fixtures.clone().unwrap_or_else(fixtures::default_dir);
+    let mut all_passed = true;
+    for s in &names {
+        for &seed in &seeds {
+            let mut plan = scenario::plan(s, seed, size);
+            faults::apply(&mut plan, &extra_faults);
+            let opts = RunOptions {
+                fixtures: fixtures.clone(),
+                repro_base: repro_base(s.name, &args, &extra_faults),
+            };
+            let mut report = runner::run_plan(&plan, &opts);
+            if !report.passed
+                && args.shrink
+                && let Some(first) = report.failures.first().cloned()
+            {
+                report.shrunk_actions = Some(shrink::shrink(&plan, &opts, &first));
+            }
+            all_passed &= report.passed;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{}", report.summary_line());
+                if !report.passed {
+                    print!("{}", report.failure_text());
+                }
+            }
+            if let Some(dir) = &args.report {
+                report
+                    .write_to(dir)
+                    .with_context(|| format!("writing the report into {}", dir.display()))?;
+            }
+        }
+    }
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The command that re-runs one scenario with these options (the seed is added per run).
+fn repro_base(name: &str, args: &RunArgs, faults: &[String]) -> String {
+    let mut out = format!("tdsync harness run {name}");
+    if let Some(c) = args.clients {
+        out.push_str(&format!(" --clients {c}"));
+    }
+    if let Some(a) = args.actions {
+        out.push_str(&format!(" --actions {a}"));
+    }
+    if !faults.is_empty() {
+        out.push_str(&format!(" --faults {}", faults.join(",")));
+    }
+    out
 }

@@ -5,5 +5,17 @@
 //! writes (the row change and its `action_log` row), so tdsync's sync client can push it.
 
 pub mod cli;
+pub mod faults;
+pub mod fixtures;
+pub mod generator;
+pub mod oracle;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod shrink;
 pub mod td_writer;
+pub mod text;
 pub mod workload;
+pub mod world;
+mod writes;

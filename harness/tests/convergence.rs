@@ -277,7 +277,7 @@ fn run(clients: usize, steps: &[(usize, Step)], seed: u64) -> Result<(), TestCas
             c.db()
                 .connection()
                 .query_row(
-                    "SELECT count(*) FROM action_log WHERE undone = 0",
+                    "SELECT count(*) FROM action_log WHERE synced_at IS NOT NULL",
                     [],
                     |r| r.get::<_, i64>(0),
                 )

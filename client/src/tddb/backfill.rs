@@ -168,13 +168,29 @@ impl TdDatabase {
             }
             let mut n = 0;
             for table in &TABLES {
-                n += backfill_table(tx, path, table, session_id)?;
+                n += backfill_rows(tx, path, table, session_id, Missing::Any)?;
             }
             n += backfill_stale_issues(tx, path, session_id)?;
             Ok(n)
         })?;
         self.backfill_ran.set(true);
         Ok(n)
+    }
+
+    /// Synthesises a `create` for every row whose only create-style event was undone before it
+    /// was ever pushed while the row itself lives on (td's `undo` of a create soft-deletes the
+    /// row; a later `restore` brings it back). td never sends such a row — its create is
+    /// skipped as undone — so every other replica lacks it for good. Unlike the first-sync
+    /// backfill this runs before every push: the rows it finds were created here, never pulled.
+    pub fn backfill_lost_creates(&self, session_id: &str) -> Result<usize, TdDbError> {
+        let path = &self.path;
+        self.write("backfill lost creates", |tx| {
+            let mut n = 0;
+            for table in &TABLES {
+                n += backfill_rows(tx, path, table, session_id, Missing::UndoneBeforePush)?;
+            }
+            Ok(n)
+        })
     }
 
     /// Whether this handle has run the backfill (see [`TdDatabase::pending`]).
@@ -190,11 +206,21 @@ struct Synthetic {
     timestamp: String,
 }
 
-fn backfill_table(
+/// Which rows lack a create event that would reproduce them on a peer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// No live create-style event at all (td's first-sync backfill).
+    Any,
+    /// Only create-style events that were undone before they were pushed.
+    UndoneBeforePush,
+}
+
+fn backfill_rows(
     conn: &Connection,
     path: &std::path::Path,
     t: &Backfillable,
     session_id: &str,
+    missing: Missing,
 ) -> Result<usize, TdDbError> {
     let table = t.entity.table();
     if !schema::table_exists(conn, table).ctx(path, "read schema")? {
@@ -219,12 +245,18 @@ fn backfill_table(
             .collect::<Vec<_>>()
             .join(",")
     };
+    let (aliases, creates) = (list(t.aliases), list(&[t.creates, &["create"]].concat()));
+    if missing == Missing::UndoneBeforePush {
+        filter.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM action_log al WHERE al.entity_id = t.id \
+             AND al.entity_type IN ({aliases}) AND al.action_type IN ({creates}) \
+             AND al.undone = 1 AND al.synced_at IS NULL)"
+        ));
+    }
     let sql = format!(
         "SELECT * FROM {table} t WHERE NOT EXISTS (\
              SELECT 1 FROM action_log al WHERE al.entity_id = t.id \
-             AND al.entity_type IN ({}) AND al.action_type IN ({}) AND al.undone = 0){filter}",
-        list(t.aliases),
-        list(&[t.creates, &["create"]].concat()),
+             AND al.entity_type IN ({aliases}) AND al.action_type IN ({creates}) AND al.undone = 0){filter}"
     );
     let decl = go_json::declared_types(conn, table).ctx(path, "read schema")?;
     let op = format!("backfill {table}");

@@ -63,8 +63,10 @@ impl std::fmt::Display for UnsendableReason {
 
 impl TdDatabase {
     /// The first `limit` pending events. While the database has never pulled, td's backfill
-    /// runs first (as td's push does; once per handle), so pre-existing rows are included;
-    /// `session_id` is the session its synthetic rows are written for.
+    /// runs first (as td's push does; once per handle), so pre-existing rows are included; rows
+    /// whose create was undone before it was pushed get one (see
+    /// [`TdDatabase::backfill_lost_creates`]); `session_id` is the session synthetic rows are
+    /// written for.
     pub fn pending(&self, session_id: &str, limit: usize) -> Result<Pending, TdDbError> {
         let mut backfilled = 0;
         let mut backfill_error = None;
@@ -80,6 +82,7 @@ impl TdDatabase {
                 Err(e) => backfill_error = Some(e.to_string()),
             }
         }
+        let backfilled = backfilled + self.backfill_lost_creates(session_id)?;
         let mut out = self.pending_after(0, limit)?;
         out.backfilled = backfilled;
         out.backfill_error = backfill_error;

@@ -105,6 +105,13 @@ impl<'a> TdWriter<'a> {
         self.db
     }
 
+    /// Resumes td's per-session pointer to the open work session (td keeps it in local state
+    /// between commands; a simulated client keeps it between writers).
+    pub fn with_active_work_session(mut self, id: Option<String>) -> Self {
+        self.active_ws = id;
+        self
+    }
+
     /// The work session this writer started and has not ended (td's active work session).
     pub fn active_work_session(&self) -> Option<&str> {
         self.active_ws.as_deref()
