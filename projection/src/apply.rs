@@ -110,6 +110,18 @@ pub struct Applier {
     // Statement text per (table, statement kind, column set): building it is most of the cost
     // of a small write, and the same few shapes repeat for every event.
     sql: Mutex<HashMap<(EntityType, SqlKind, u64), Arc<str>>>,
+    #[cfg(feature = "fault-injection")]
+    fault: Option<ApplyFault>,
+}
+
+/// Deliberately wrong apply rules, compiled only into test builds (feature
+/// `fault-injection`): switched on for one replica, they must make the harness's oracle fail.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyFault {
+    /// Updates ignore `previous_data` and rewrite the whole row, so concurrent edits of
+    /// different fields clobber each other on this replica only.
+    MergeIgnoresPreviousData,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,7 +141,15 @@ impl Applier {
         Ok(Applier {
             schema: Schema::load(conn)?,
             sql: Mutex::new(HashMap::new()),
+            #[cfg(feature = "fault-injection")]
+            fault: None,
         })
+    }
+
+    /// Switches a deliberately wrong rule on for this replica (tests of the oracle only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&mut self, fault: Option<ApplyFault>) {
+        self.fault = fault;
     }
 
     /// The cached statement text for a shape, built on first use.
@@ -186,7 +206,13 @@ impl Applier {
             .schema
             .table(entity)
             .ok_or(ApplyError::MissingTable(entity.table()))?;
-        let env = Envelope::parse(entity, ev.payload)?;
+        #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
+        let mut env = Envelope::parse(entity, ev.payload)?;
+        #[cfg(feature = "fault-injection")]
+        if self.fault == Some(ApplyFault::MergeIgnoresPreviousData) && action == ActionType::Update
+        {
+            env.previous_data.clear();
+        }
         let (new_data, previous_data) = if entity == EntityType::Issues {
             (unwrap_issue(env.new_data), unwrap_issue(env.previous_data))
         } else {

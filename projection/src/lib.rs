@@ -11,6 +11,8 @@ pub mod schema;
 pub mod table;
 pub mod value;
 
+#[cfg(feature = "fault-injection")]
+pub use apply::ApplyFault;
 pub use apply::{Applied, Applier, Effect, Event, Orphan};
 pub use compare::{Divergence, Dump, Tolerances};
 pub use failure::ApplyError;

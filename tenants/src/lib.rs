@@ -26,7 +26,9 @@ pub use error::StoreError;
 pub use ids::{ProjectId, TenantId};
 use pool::ShardPool;
 use shard::Shard;
-pub use shard::{Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored};
+pub use shard::{
+    Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored, Snapshot,
+};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,6 +247,23 @@ impl Tenants {
         project: &ProjectId,
     ) -> Result<RebuildReport, StoreError> {
         self.shard(tenant, project)?.rebuild_in_place()
+    }
+
+    /// A td database (schema 38) holding the project's projection at its current head, for
+    /// td's snapshot bootstrap; built once per head under `<root>/snapshots/`. None when the
+    /// project has no events yet.
+    pub fn snapshot(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let cache = self
+            .config
+            .root
+            .join("snapshots")
+            .join(tenant.as_str())
+            .join(project.as_str());
+        self.shard(tenant, project)?.snapshot(&cache)
     }
 
     pub fn device_clocks(

@@ -785,3 +785,64 @@ fn concurrent_pushes_get_distinct_strictly_increasing_seqs() {
             .all(|w| w[0].server_seq < w[1].server_seq)
     );
 }
+
+#[test]
+fn a_snapshot_is_a_td_database_of_the_projection_at_the_head() {
+    let f = fixture();
+    assert!(
+        f.store.snapshot(&f.tenant, &f.project).unwrap().is_none(),
+        "no events, no snapshot"
+    );
+    let base = issue("td-1", "one");
+    f.push(&req("dev-a", vec![
+        event(1, "create", "issues", "td-1", base.clone(), json!({})),
+        event(2, "create", "comments", "cm-1", json!({"id":"cm-1","issue_id":"td-1","session_id":"s","text":"hi","created_at":"2026-03-01T10:00:00Z"}), json!({})),
+        event(3, "update", "issues", "td-1", with(base.clone(), "title", json!("two")), base),
+    ]));
+    let snap = f.store.snapshot(&f.tenant, &f.project).unwrap().unwrap();
+    assert_eq!(snap.seq, 3);
+    let db = rusqlite::Connection::open(&snap.path).unwrap();
+    let header = std::fs::read(&snap.path).unwrap();
+    assert_eq!(&header[..16], b"SQLite format 3\0");
+    let one = |sql: &str| -> String {
+        db.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+            .map(|v| format!("{v:?}"))
+            .unwrap()
+    };
+    assert_eq!(
+        one("SELECT value FROM schema_info WHERE key = 'version'"),
+        "Text(\"38\")"
+    );
+    assert_eq!(one("SELECT title FROM issues"), "Text(\"two\")");
+    assert_eq!(one("SELECT count(*) FROM comments"), "Integer(1)");
+    assert_eq!(one("SELECT count(*) FROM action_log"), "Integer(0)");
+    assert_eq!(one("SELECT count(*) FROM sync_state"), "Integer(0)");
+    assert_eq!(
+        one("SELECT count(*) FROM boards WHERE id = 'bd-all-issues'"),
+        "Integer(1)"
+    );
+    assert_eq!(one("PRAGMA journal_mode"), "Text(\"delete\")");
+    let shard = rusqlite::Connection::open(f.store.shard_path(&f.tenant, &f.project)).unwrap();
+    let (a, b) = (
+        tdsync_projection::Dump::read(&shard).unwrap(),
+        tdsync_projection::Dump::read(&db).unwrap(),
+    );
+    assert_eq!(a.first_difference(&b), None);
+    // Cached per head: the same file until the head moves, then a new one (the old is pruned).
+    let again = f.store.snapshot(&f.tenant, &f.project).unwrap().unwrap();
+    assert_eq!(again.path, snap.path);
+    f.push(&req(
+        "dev-a",
+        vec![event(
+            4,
+            "create",
+            "issues",
+            "td-2",
+            issue("td-2", "x"),
+            json!({}),
+        )],
+    ));
+    let next = f.store.snapshot(&f.tenant, &f.project).unwrap().unwrap();
+    assert_eq!(next.seq, 4);
+    assert!(!snap.path.exists(), "the older snapshot is pruned");
+}

@@ -70,6 +70,8 @@ pub struct TdDatabase {
     /// Whether this handle has run td's backfill: [`TdDatabase::pending`] runs it once per
     /// handle, as td runs it once per push, so paging through a backlog never re-synthesises.
     backfill_ran: Cell<bool>,
+    #[cfg(feature = "fault-injection")]
+    apply_fault: Cell<Option<tdsync_projection::ApplyFault>>,
 }
 
 impl TdDatabase {
@@ -158,6 +160,8 @@ impl TdDatabase {
             schema_cookie: Cell::new(cookie),
             td_version: Cell::new(version),
             backfill_ran: Cell::new(false),
+            #[cfg(feature = "fault-injection")]
+            apply_fault: Cell::new(None),
         })
     }
 
@@ -204,6 +208,13 @@ impl TdDatabase {
         Ok(out)
     }
 
+    /// Gives this replica a deliberately wrong apply rule (tests of the oracle only).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_apply_fault(&self, fault: Option<tdsync_projection::ApplyFault>) {
+        self.apply_fault.set(fault);
+        self.applier.borrow_mut().inject_fault(fault);
+    }
+
     /// Follows td when it migrated the file since we last looked: its version decides foreign
     /// key enforcement, its tables the apply engine's columns. Outside any transaction.
     fn refresh_schema(&self) -> Result<(), TdDbError> {
@@ -212,7 +223,10 @@ impl TdDatabase {
         if cookie != self.schema_cookie.get() {
             let version = schema::check_version(conn, &self.path)?;
             schema::set_foreign_keys(conn, &self.path, version)?;
-            let applier = Applier::new(conn).ctx(&self.path, "read synced tables")?;
+            #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
+            let mut applier = Applier::new(conn).ctx(&self.path, "read synced tables")?;
+            #[cfg(feature = "fault-injection")]
+            applier.inject_fault(self.apply_fault.get());
             *self.applier.borrow_mut() = applier;
             self.schema_cookie.set(cookie);
             self.td_version.set(version);

@@ -1,6 +1,8 @@
 //! How a client reaches a server: td's three sync calls for one project. The engine only sees
 //! this trait, so the same sync code runs in-process (tests, harness) and over HTTP.
 
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "in-process")]
 pub mod in_process;
 

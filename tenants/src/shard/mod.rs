@@ -10,6 +10,7 @@ mod log;
 mod pull;
 mod push;
 mod rebuild;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ pub use clock::DeviceClock;
 pub use conflicts::{Conflict, ConflictFilter, Restored};
 pub use history::HistoryEntry;
 pub use rebuild::RebuildReport;
+pub use snapshot::Snapshot;
 
 use crate::{
     Durability,
@@ -52,6 +54,7 @@ pub struct Shard {
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
     head: RwLock<Head>,
+    snapshot_lock: Mutex<()>,
 }
 
 impl Shard {
@@ -120,6 +123,7 @@ impl Shard {
             writer: Mutex::new(Writer { conn, applier }),
             readers: Mutex::new(Vec::new()),
             head: RwLock::new(head),
+            snapshot_lock: Mutex::new(()),
         })
     }
 
