@@ -1,2 +1,47 @@
-//! Tenants' identities, scoped tokens and the control-plane store. Nothing is here yet: the ACL
-//! issue builds it. It will not depend on `tdsync-tenants` (nor the other way round).
+//! The control plane of tdsync: tenants, their projects, scoped tokens, and who may do what.
+//!
+//! - [`Acl`] is the service the gateway and the CLI call: create tenants and projects, mint
+//!   tokens (root tokens, and children that never exceed their parent), verify bearer tokens
+//!   (argon2id on first sight, then a cache checked against a revocation generation), decide,
+//!   revoke, and batch last-used times.
+//! - [`decide`] is the one decision: may this token do [`Action`] on this project of this tenant.
+//! - [`ControlPlaneStore`] is the persistence trait, with [`SqliteStore`] (the embedded default)
+//!   and [`PostgresStore`]; [`AnyStore`] picks one from a [`ControlPlaneUrl`].
+//! - [`cli`] holds the admin commands (`tdsync tenant|project|token|audit …`).
+//!
+//! Invariants: no token secret is stored or logged in clear (only argon2id hashes; [`Token`]
+//! hides itself in `Debug`); this crate knows nothing of shards or events, and `tdsync-tenants`
+//! knows nothing of it; every permission check goes through [`decide`].
+
+mod cache;
+pub mod cli;
+mod clock;
+mod decision;
+mod duration;
+mod error;
+mod ids;
+mod mint;
+mod model;
+mod scope;
+mod secret;
+mod service;
+pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use clock::{Clock, ManualClock, SystemClock, format_time, parse_time};
+pub use decision::{Action, Denied, TokenGrant, decide};
+pub use duration::{BadDuration, format_duration, parse_duration};
+pub use error::{AclError, AuthError};
+pub use ids::{BadId, ProjectId, TenantId, TokenId};
+pub use mint::{ChildSpec, MintError, MintRequest, check_child};
+pub use model::{
+    Actor, AuditAction, AuditEvent, NewToken, Project, ProjectBinding, SecretHash, Tenant,
+    TokenRecord, TokenState,
+};
+pub use scope::{BadScopes, Scope, Scopes, TdRole};
+pub use secret::{HashCost, TOKEN_PREFIX, Token};
+pub use service::{Acl, AclConfig, IssuedToken};
+pub use store::{
+    AnyStore, ControlPlaneStore, ControlPlaneUrl, PostgresStore, SqliteStore, StoreError,
+};

@@ -1,0 +1,172 @@
+//! What the admin commands print: the minted-token report, the JSON shapes (structs, so keys
+//! keep this order) and aligned tables.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{AuditEvent, IssuedToken, Project, Tenant, TokenRecord, clock::format_time};
+
+pub(super) fn report_minted(issued: &IssuedToken, json: bool) {
+    let r = &issued.record;
+    if json {
+        print_json(&MintedJson {
+            id: r.id.as_str(),
+            token: issued.token.expose(),
+            tenant: r.tenant.as_str(),
+            name: &r.name,
+            scopes: r.scopes.names(),
+            projects: r.projects.to_json(),
+            expires_at: r.expires_at.map(format_time),
+            parent: r.parent.as_ref().map(|p| p.as_str()),
+        });
+    } else {
+        println!("{}", issued.token.expose());
+        eprintln!(
+            "minted token {} (scopes {}; projects {}; expires {}). It is shown only once: store it now.",
+            r.id,
+            r.scopes,
+            r.projects,
+            r.expires_at.map_or("never".into(), format_time)
+        );
+    }
+}
+
+// The JSON shapes, as structs so keys come out in this order.
+
+#[derive(Serialize)]
+pub(super) struct MintedJson<'a> {
+    id: &'a str,
+    token: &'a str,
+    tenant: &'a str,
+    name: &'a str,
+    scopes: Vec<&'static str>,
+    projects: Value,
+    expires_at: Option<String>,
+    parent: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(super) struct TenantJson<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+pub(super) fn tenant_json(t: &Tenant) -> TenantJson<'_> {
+    TenantJson {
+        id: t.id.as_str(),
+        name: &t.name,
+        created_at: Some(format_time(t.created_at)),
+    }
+}
+
+/// td's project shape (`id, name, description, created_at, updated_at`) plus the tenant.
+#[derive(Serialize)]
+pub(super) struct ProjectJson<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    name: &'a str,
+    description: &'a str,
+    created_at: String,
+    updated_at: String,
+}
+
+pub(super) fn project_json(p: &Project) -> ProjectJson<'_> {
+    ProjectJson {
+        id: p.id.as_str(),
+        tenant: p.tenant.as_str(),
+        name: &p.name,
+        description: &p.description,
+        created_at: format_time(p.created_at),
+        updated_at: format_time(p.updated_at),
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct TokenJson<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    name: &'a str,
+    scopes: Vec<&'static str>,
+    projects: Value,
+    parent: Option<&'a str>,
+    expires_at: Option<String>,
+    created_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+    state: &'static str,
+}
+
+pub(super) fn token_json(t: &TokenRecord, now: chrono::DateTime<chrono::Utc>) -> TokenJson<'_> {
+    TokenJson {
+        id: t.id.as_str(),
+        tenant: t.tenant.as_str(),
+        name: &t.name,
+        scopes: t.scopes.names(),
+        projects: t.projects.to_json(),
+        parent: t.parent.as_ref().map(|p| p.as_str()),
+        expires_at: t.expires_at.map(format_time),
+        created_at: format_time(t.created_at),
+        last_used_at: t.last_used_at.map(format_time),
+        revoked_at: t.revoked_at.map(format_time),
+        state: t.state(now).as_str(),
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct AuditJson<'a> {
+    seq: i64,
+    at: String,
+    tenant: &'a str,
+    actor: String,
+    action: &'static str,
+    subject: &'a str,
+    detail: &'a Value,
+}
+
+pub(super) fn audit_json(e: &AuditEvent) -> AuditJson<'_> {
+    AuditJson {
+        seq: e.seq,
+        at: format_time(e.at),
+        tenant: e.tenant.as_str(),
+        actor: e.actor.to_string(),
+        action: e.action.as_str(),
+        subject: &e.subject,
+        detail: &e.detail,
+    }
+}
+
+pub(super) fn print_json(value: &impl Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+pub(super) fn print_table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,205 @@
+//! The one decision: may this token do ACTION on PROJECT of TENANT. Every permission check in
+//! tdsync goes through [`decide`]; nothing else compares scopes or bindings.
+//!
+//! | action           | scope needed | reach                                   | td equivalent            |
+//! |------------------|--------------|-----------------------------------------|--------------------------|
+//! | `ReadEvents`     | read         | the project must be bound               | pull/status/snapshot: reader |
+//! | `PushEvents`     | write        | the project must be bound               | push: writer             |
+//! | `ListProjects`   | read         | the tenant (the list is filtered by the binding) | list projects   |
+//! | `CreateProject`  | write        | all projects (a list-bound token could not reach it) | create project |
+//! | `ManageMembers`  | admin        | the project must be bound               | members: owner           |
+//! | `ManageTokens`   | admin        | all projects (else it could mint its way out of its list) | —      |
+//! | `Admin`          | admin        | all projects                            | —                        |
+//! | `MintChild`      | mint         | the tenant (the child stays within the parent, see `mint`) | —     |
+//!
+//! Before any of that: the token must not be expired and must belong to the tenant.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    clock::format_time,
+    ids::{ProjectId, TenantId, TokenId},
+    model::{Project, ProjectBinding, TokenRecord},
+    scope::{Scope, Scopes},
+};
+
+/// What a token may be asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    ReadEvents,
+    PushEvents,
+    CreateProject,
+    ListProjects,
+    ManageTokens,
+    ManageMembers,
+    MintChild,
+    Admin,
+}
+
+/// How far an action reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// One project, which the token's binding must cover.
+    Project,
+    /// The tenant as such; any binding.
+    Tenant,
+    /// Everything in the tenant; only an all-projects binding.
+    AllProjects,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::ReadEvents,
+        Action::PushEvents,
+        Action::CreateProject,
+        Action::ListProjects,
+        Action::ManageTokens,
+        Action::ManageMembers,
+        Action::MintChild,
+        Action::Admin,
+    ];
+
+    /// The scope the action needs (implications apply: admin grants write and read).
+    pub fn needs(self) -> Scope {
+        match self {
+            Action::ReadEvents | Action::ListProjects => Scope::Read,
+            Action::PushEvents | Action::CreateProject => Scope::Write,
+            Action::ManageTokens | Action::ManageMembers | Action::Admin => Scope::Admin,
+            Action::MintChild => Scope::Mint,
+        }
+    }
+
+    fn reach(self) -> Reach {
+        match self {
+            Action::ReadEvents | Action::PushEvents | Action::ManageMembers => Reach::Project,
+            Action::ListProjects | Action::MintChild => Reach::Tenant,
+            Action::CreateProject | Action::ManageTokens | Action::Admin => Reach::AllProjects,
+        }
+    }
+
+    /// Whether the action is about one project (and [`decide`] needs it).
+    pub fn is_per_project(self) -> bool {
+        self.reach() == Reach::Project
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ReadEvents => "read events",
+            Action::PushEvents => "push events",
+            Action::CreateProject => "create projects",
+            Action::ListProjects => "list projects",
+            Action::ManageTokens => "manage tokens",
+            Action::ManageMembers => "manage members",
+            Action::MintChild => "mint child tokens",
+            Action::Admin => "administer the tenant",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified token: what decisions are made on. It carries no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub id: TokenId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub scopes: Scopes,
+    pub projects: ProjectBinding,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub parent: Option<TokenId>,
+}
+
+impl TokenGrant {
+    pub(crate) fn of(record: &TokenRecord) -> TokenGrant {
+        TokenGrant {
+            id: record.id.clone(),
+            tenant: record.tenant.clone(),
+            name: record.name.clone(),
+            scopes: record.scopes,
+            projects: record.projects.clone(),
+            expires_at: record.expires_at,
+            parent: record.parent.clone(),
+        }
+    }
+
+    /// The projects of a listing this token may see (for `ListProjects`).
+    pub fn visible<'a>(&self, projects: &'a [Project]) -> Vec<&'a Project> {
+        projects
+            .iter()
+            .filter(|p| p.tenant == self.tenant && self.projects.covers(&p.id))
+            .collect()
+    }
+}
+
+/// Why a decision said no. Messages name what is missing without revealing other tenants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("token {token} expired at {}", format_time(*.at))]
+    Expired { token: TokenId, at: DateTime<Utc> },
+    #[error("token {token} belongs to another tenant")]
+    OtherTenant { token: TokenId },
+    #[error("token {token} may not {action}: it needs the {needs} scope and has {has}")]
+    MissingScope {
+        token: TokenId,
+        action: Action,
+        needs: Scope,
+        has: Scopes,
+    },
+    #[error("token {token} is not bound to project {project}")]
+    ProjectNotBound { token: TokenId, project: ProjectId },
+    #[error("token {token} may not {action}: that needs a token bound to all projects")]
+    NeedsAllProjects { token: TokenId, action: Action },
+    #[error("to {action} a project must be named")]
+    ProjectRequired { action: Action },
+}
+
+/// May `token` do `action` on `project` (for per-project actions) of `tenant`, at `now`?
+///
+/// The caller names the tenant that owns the project (from the project registry), never the
+/// token's own tenant, so a project id of another tenant is refused here.
+pub fn decide(
+    token: &TokenGrant,
+    action: Action,
+    tenant: &TenantId,
+    project: Option<&ProjectId>,
+    now: DateTime<Utc>,
+) -> Result<(), Denied> {
+    let id = || token.id.clone();
+    if let Some(at) = token.expires_at.filter(|at| *at <= now) {
+        return Err(Denied::Expired { token: id(), at });
+    }
+    if token.tenant != *tenant {
+        return Err(Denied::OtherTenant { token: id() });
+    }
+    if !token.scopes.grants(action.needs()) {
+        return Err(Denied::MissingScope {
+            token: id(),
+            action,
+            needs: action.needs(),
+            has: token.scopes,
+        });
+    }
+    match action.reach() {
+        Reach::Tenant => Ok(()),
+        Reach::AllProjects if token.projects.is_all() => Ok(()),
+        Reach::AllProjects => Err(Denied::NeedsAllProjects {
+            token: id(),
+            action,
+        }),
+        Reach::Project => match project {
+            None => Err(Denied::ProjectRequired { action }),
+            Some(p) if token.projects.covers(p) => Ok(()),
+            Some(p) => Err(Denied::ProjectNotBound {
+                token: id(),
+                project: p.clone(),
+            }),
+        },
+    }
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Services the tests need, one function per service. Each installs what is missing from Debian's
+# packages, starts a throwaway instance on a free loopback port in a temp dir, exports its URL
+# for the tests, and registers how to stop it. Usage (infra/test.sh does this):
+#
+#   source infra/services.sh
+#   trap services_cleanup EXIT
+#   ensure_postgres            # exports TDSYNC_TEST_POSTGRES_URL
+#   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
+#
+# To add a service, write ensure_<name> beside ensure_postgres: start it, export its URL, and
+# call services_on_exit with the command that stops it.
+
+SERVICES_CLEANUP=()
+
+# Registers a command to run at exit (run in reverse order by services_cleanup).
+services_on_exit() { SERVICES_CLEANUP+=("$1"); }
+
+services_cleanup() {
+    local i
+    for ((i = ${#SERVICES_CLEANUP[@]} - 1; i >= 0; i--)); do
+        eval "${SERVICES_CLEANUP[i]}" || true
+    done
+    SERVICES_CLEANUP=()
+}
+
+services_log() { printf '    [services] %s\n' "$*"; }
+
+# Runs a command as root (directly when we are root, as CI is; else through sudo).
+services_as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+services_free_port() {
+    local port _
+    for _ in $(seq 1 200); do
+        port=$(((RANDOM % 20000) + 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    echo "no free port found" >&2
+    return 1
+}
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+# The newest installed server's bin directory (Debian keeps them per major version).
+postgres_bindir() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
+        echo "$dir"
+        return 0
+    fi
+    if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+        pg_config --bindir
+        return 0
+    fi
+    return 1
+}
+
+# Starts a throwaway PostgreSQL cluster (initdb in a temp dir, a free port, trust auth on
+# loopback only, durability off: it lives for one test run) and exports
+# TDSYNC_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres. An already exported
+# TDSYNC_TEST_POSTGRES_URL is used as it is.
+ensure_postgres() {
+    if [ -n "${TDSYNC_TEST_POSTGRES_URL:-}" ]; then
+        services_log "PostgreSQL: using TDSYNC_TEST_POSTGRES_URL from the environment"
+        return 0
+    fi
+    local bin
+    if ! bin=$(postgres_bindir); then
+        services_log "PostgreSQL not installed: installing Debian's postgresql package"
+        services_as_root apt-get update -qq
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        bin=$(postgres_bindir) || {
+            echo "PostgreSQL binaries not found after installing postgresql" >&2
+            return 1
+        }
+    fi
+    PG_BIN=$bin
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdsync-pg.XXXXXX")
+    PG_RUN_AS=()
+    # initdb refuses to run as root: the cluster belongs to the postgres user.
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres:postgres "$PG_DIR"
+        PG_RUN_AS=(runuser -u postgres --)
+    fi
+    services_on_exit stop_postgres
+    if ! "${PG_RUN_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 \
+        --no-sync >"$PG_DIR/initdb.log" 2>&1; then
+        cat "$PG_DIR/initdb.log" >&2
+        return 1
+    fi
+    local port attempt
+    for attempt in 1 2 3; do
+        port=$(services_free_port) || return 1
+        if "${PG_RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+            -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 \
+                -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >/dev/null; then
+            export TDSYNC_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+            services_log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $PG_DIR)"
+            return 0
+        fi
+        services_log "PostgreSQL did not start on port $port (attempt $attempt); retrying"
+    done
+    cat "$PG_DIR/server.log" >&2
+    return 1
+}
+
+stop_postgres() {
+    [ -n "${PG_DIR:-}" ] || return 0
+    if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+        "${PG_RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$PG_DIR"
+    PG_DIR=
+}
+
+# --- Chromium (the dashboard test renders the harness page in it) ------------------------------
+
+# Not a server: makes sure headless Chromium is there (Debian's chromium package, installed
+# only when absent) and exports TDSYNC_CHROMIUM. An already exported TDSYNC_CHROMIUM is used as
+# it is.
+ensure_chromium() {
+    if [ -n "${TDSYNC_CHROMIUM:-}" ]; then
+        services_log "Chromium: using TDSYNC_CHROMIUM=$TDSYNC_CHROMIUM from the environment"
+        return 0
+    fi
+    if [ ! -x /usr/bin/chromium ]; then
+        services_log "Chromium not installed: installing Debian's chromium package"
+        services_as_root apt-get update -qq
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        [ -x /usr/bin/chromium ] || {
+            echo "/usr/bin/chromium not found after installing chromium" >&2
+            return 1
+        }
+    fi
+    export TDSYNC_CHROMIUM=/usr/bin/chromium
+    services_log "$(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+}
+
+# --- td (the interop suite drives the real td CLI) -----------------------------------------------
+
+TD_VERSION=v0.62.0
+
+# Not a server: makes sure td $TD_VERSION is installed (`go install`, cached in Go's bin
+# directory between runs) and exports TD_BIN. An exported TD_BIN is used as it is. When the
+# module cannot be fetched, says so loudly and leaves TD_BIN unset: the interop tests then skip
+# with their own banner (the rest of the suite still runs). Without Go it fails, saying how to
+# install Go.
+ensure_td() {
+    if [ -n "${TD_BIN:-}" ]; then
+        services_log "td: using TD_BIN=$TD_BIN from the environment"
+        return 0
+    fi
+    if ! command -v go >/dev/null 2>&1; then
+        echo "The td interop suite needs Go to install td $TD_VERSION: install Go 1.22 or newer" \
+             "(apt-get install golang-go, or https://go.dev/doc/install) and run this again," \
+             "or set TD_BIN to a td $TD_VERSION binary." >&2
+        return 1
+    fi
+    local bin
+    bin="$(go env GOPATH)/bin/td"
+    if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "${TD_VERSION#v}"; then
+        export TD_BIN="$bin"
+        services_log "td: $("$bin" version 2>/dev/null | head -n 1) (cached at $bin)"
+        return 0
+    fi
+    services_log "td: go install github.com/marcus/td@$TD_VERSION"
+    local log
+    log=$(mktemp)
+    if go install "github.com/marcus/td@$TD_VERSION" >"$log" 2>&1 && [ -x "$bin" ]; then
+        export TD_BIN="$bin"
+        services_log "td: installed at $bin"
+    else
+        local bar
+        bar=$(printf '!%.0s' $(seq 1 100))
+        printf '\n%s\nBLOCKED: td %s could not be installed, so the td interop suite will SKIP.\n' "$bar" "$TD_VERSION" >&2
+        sed 's/^/    go: /' "$log" | tail -n 5 >&2
+        printf 'Provide a td binary with TD_BIN=/path/to/td to run it.\n%s\n\n' "$bar" >&2
+    fi
+    rm -f "$log"
+}
