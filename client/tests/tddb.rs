@@ -480,6 +480,12 @@ fn pending_builds_tds_push_events_and_reports_unsendable_rows() {
             .collect::<Vec<_>>(),
         vec![r3, ws]
     );
+    // An unsendable row is reported once, by the page that steps past it (a push adds the
+    // pages' counts up).
+    let three = db.pending_after(0, 3).unwrap();
+    assert!(three.has_more);
+    assert!(three.unsendable.is_empty(), "{:?}", three.unsendable);
+    assert_eq!(db.pending_after(r3, 3).unwrap().unsendable.len(), 4);
     assert!(db.pending_after(0, 0).is_err());
 }
 
@@ -688,6 +694,179 @@ fn backfill_synthesises_creates_for_rows_without_events_until_the_first_pull() {
     .unwrap();
     assert_eq!(db.backfill("ses_me").unwrap(), 0);
     assert_eq!(db.pending("ses_me", 100).unwrap().backfilled, 0);
+}
+
+/// The pending events' (action, entity id) pairs, in send order.
+fn pending_actions(db: &TdDatabase) -> Vec<(String, String)> {
+    db.pending("ses_me", 100)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| (e.action_type.clone(), e.entity_id.clone()))
+        .collect()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_create_undone_before_its_push_is_sent_in_its_place_when_the_row_outlives_it() {
+    // td's undo of a create soft-deletes the issue and marks the create undone, which td never
+    // pushes; here a comment came first and a restore follows. Peers need the create before
+    // the comment (or they drop it as an orphan) and before the delete and the restore.
+    let (_dir, db) = fresh();
+    db.link("p").unwrap();
+    db.apply_page(&[], 3, "me").unwrap();
+    let c = db.connection();
+    c.execute_batch(
+        "INSERT INTO issues (id, title, status, created_at, updated_at) \
+           VALUES ('td-aaaaaa', 'T', 'open', '2026-08-01T09:00:00Z', '2026-08-01T09:00:00Z');
+         INSERT INTO comments (id, issue_id, session_id, text, created_at) \
+           VALUES ('cm-1', 'td-aaaaaa', 'ses_a', 'hi', '2026-08-01T09:00:01Z');",
+    )
+    .unwrap();
+    let image = r#"{"id":"td-aaaaaa","title":"T","status":"open"}"#;
+    let rows = [
+        [
+            "al-1",
+            "create",
+            "issue",
+            "td-aaaaaa",
+            "",
+            image,
+            "2026-08-01T09:00:00Z",
+        ],
+        [
+            "al-2",
+            "create",
+            "comments",
+            "cm-1",
+            "",
+            r#"{"id":"cm-1","issue_id":"td-aaaaaa","text":"hi"}"#,
+            "2026-08-01T09:00:01Z",
+        ],
+        [
+            "al-3",
+            "delete",
+            "issue",
+            "td-aaaaaa",
+            image,
+            "",
+            "2026-08-01T09:00:02Z",
+        ],
+        [
+            "al-4",
+            "restore",
+            "issue",
+            "td-aaaaaa",
+            image,
+            image,
+            "2026-08-01T09:00:03Z",
+        ],
+    ];
+    for r in rows {
+        log_action(&db, r);
+    }
+    c.execute("UPDATE action_log SET undone = 1 WHERE id = 'al-1'", [])
+        .unwrap();
+    assert_eq!(
+        pending_actions(&db),
+        owned(&[
+            ("create", "td-aaaaaa"),
+            ("create", "cm-1"),
+            ("soft_delete", "td-aaaaaa"),
+            ("restore", "td-aaaaaa"),
+        ])
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM action_log"),
+        4,
+        "nothing written"
+    );
+
+    // Once pushed it is never sent again; a create whose row is gone (a hard delete) never was.
+    let p = db.pending("ses_me", 100).unwrap();
+    let acks: Vec<Ack> = p
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Ack {
+            client_action_id: e.client_action_id,
+            server_seq: 10 + i as i64,
+        })
+        .collect();
+    db.mark_pushed(&acks, "me").unwrap();
+    assert!(pending_actions(&db).is_empty());
+    log_action(
+        &db,
+        [
+            "al-5",
+            "add_dependency",
+            "dependency",
+            "dep-1",
+            "",
+            "{}",
+            "2026-08-01T09:00:04Z",
+        ],
+    );
+    c.execute("UPDATE action_log SET undone = 1 WHERE id = 'al-5'", [])
+        .unwrap();
+    assert!(pending_actions(&db).is_empty());
+}
+
+#[test]
+fn a_position_undone_before_its_push_is_still_sent_soft_deleted() {
+    // td's undo of `td board move` soft-deletes the position and logs a `board_unposition`;
+    // its `board_set_position` is marked undone. Without it the server (and every peer) would
+    // never get the soft-deleted row this database keeps.
+    let (_dir, db) = fresh();
+    db.link("p").unwrap();
+    db.apply_page(&[], 3, "me").unwrap();
+    let c = db.connection();
+    c.execute_batch(
+        "INSERT INTO issues (id, title, status, created_at, updated_at) \
+           VALUES ('td-aaaaaa', 'T', 'open', '2026-08-01T09:00:00Z', '2026-08-01T09:00:00Z');
+         INSERT INTO boards (id, name, query, created_at, updated_at) \
+           VALUES ('bd-1', 'Mine', '', '2026-08-01T09:00:00Z', '2026-08-01T09:00:00Z');
+         INSERT INTO board_issue_positions (id, board_id, issue_id, position, added_at, deleted_at) \
+           VALUES ('bip_1', 'bd-1', 'td-aaaaaa', 65536, '2026-08-01T10:00:00Z', '2026-08-01T10:00:01Z');",
+    )
+    .unwrap();
+    let image = r#"{"id":"bip_1","board_id":"bd-1","issue_id":"td-aaaaaa","position":65536}"#;
+    let set = log_action(
+        &db,
+        [
+            "al-1",
+            "board_set_position",
+            "board_position",
+            "bip_1",
+            "",
+            image,
+            "2026-08-01T10:00:00Z",
+        ],
+    );
+    c.execute("UPDATE action_log SET undone = 1 WHERE rowid = ?1", [set])
+        .unwrap();
+    log_action(
+        &db,
+        [
+            "al-2",
+            "board_unposition",
+            "board_position",
+            "bip_1",
+            image,
+            "",
+            "2026-08-01T10:00:01Z",
+        ],
+    );
+    assert_eq!(
+        pending_actions(&db),
+        owned(&[("create", "bip_1"), ("soft_delete", "bip_1")])
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::{
     faults, fixtures,
+    remote::Backend,
     runner::{self, RunOptions},
     scenario::{self, CATALOGUE, Size},
     shrink,
@@ -24,13 +25,19 @@ pub enum HarnessCommand {
     List,
     /// Run scenarios; exit 0 if and only if every run converged. Prints one line per run.
     Run(RunArgs),
+    /// Write DIR/index.html: one self-contained page over the run reports in DIR.
+    Dashboard(DashboardArgs),
+    /// Replay real td databases through the server; exit 0 if and only if every replay
+    /// converged. Prints one line per database (or series step).
+    Replay(crate::replay::cli::ReplayArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
     /// Clients call the server's store in this process.
     Inproc,
-    /// Clients talk to a real `tdsync serve` over HTTP.
+    /// Clients talk to a real `tdsync serve` over HTTP: this binary (or $TDSYNC_BIN) started
+    /// as a subprocess on a free loopback port with the run's own data directory.
     Http,
 }
 
@@ -38,7 +45,7 @@ pub enum Transport {
 pub struct RunArgs {
     /// Scenarios to run (see `tdsync harness list`).
     pub scenarios: Vec<String>,
-    /// Run every scenario of the catalogue (the big sync included).
+    /// Run every scenario of the catalogue except the big sync (run that one by name).
     #[arg(long)]
     pub all: bool,
     /// Seed of the run(s) [default: 1].
@@ -100,17 +107,34 @@ pub fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         HarnessCommand::Run(r) => run_scenarios(r),
+        HarnessCommand::Dashboard(d) => dashboard(d),
+        HarnessCommand::Replay(r) => crate::replay::cli::run(r),
     }
 }
 
-fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.transport == Transport::Http {
-        bail!(
-            "--transport http needs a running `tdsync serve`, which arrives with the gateway; use --transport inproc"
-        );
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// A directory of `<run>.json` reports (from `tdsync harness run --report DIR`).
+    pub dir: PathBuf,
+}
+
+/// Writes the dashboard and prints its path; a missing or report-less directory is an error.
+fn dashboard(args: DashboardArgs) -> anyhow::Result<ExitCode> {
+    let written = crate::dashboard::write(&args.dir)?;
+    for s in &written.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
     }
+    println!("{}", written.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let backend = match args.transport {
+        Transport::Inproc => Backend::InProcess,
+        Transport::Http => Backend::http().map_err(anyhow::Error::msg)?,
+    };
     let names: Vec<&'static scenario::Scenario> = if args.all {
-        CATALOGUE.iter().collect()
+        scenario::in_all().collect()
     } else if args.scenarios.is_empty() {
         bail!("name a scenario (see `tdsync harness list`) or pass --all");
     } else {
@@ -145,12 +169,12 @@ fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
                 fixtures: fixtures.clone(),
                 repro_base: repro_base(s.name, &args, &extra_faults),
             };
-            let mut report = runner::run_plan(&plan, &opts);
+            let mut report = runner::run_plan_on(&plan, &opts, &backend);
             if !report.passed
                 && args.shrink
                 && let Some(first) = report.failures.first().cloned()
             {
-                report.shrunk_actions = Some(shrink::shrink(&plan, &opts, &first));
+                report.shrunk_actions = Some(shrink::shrink_on(&plan, &opts, &backend, &first));
             }
             all_passed &= report.passed;
             if args.json {
@@ -186,6 +210,9 @@ fn repro_base(name: &str, args: &RunArgs, faults: &[String]) -> String {
     }
     if !faults.is_empty() {
         out.push_str(&format!(" --faults {}", faults.join(",")));
+    }
+    if args.transport == Transport::Http {
+        out.push_str(" --transport http");
     }
     out
 }

@@ -141,6 +141,7 @@ pub fn apply(plan: &mut Plan, faults: &[String]) {
                 at(&mut rng),
                 Action::ConcurrentSync {
                     client: rng.random_range(0..clients),
+                    syncs: 2,
                 },
             ));
         }

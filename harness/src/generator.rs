@@ -3,7 +3,10 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::{plan::WriteOp, text};
+use crate::{
+    plan::{Pick, WriteOp},
+    text,
+};
 
 /// A seeded source of td commands.
 pub struct Generator {
@@ -44,8 +47,8 @@ impl Generator {
         text::text(&mut self.rng, self.n)
     }
 
-    fn pick(&mut self) -> u32 {
-        self.rng.random()
+    fn pick(&mut self) -> Pick {
+        Pick::Index(self.rng.random())
     }
 
     fn labels(&mut self) -> Vec<String> {
@@ -68,6 +71,7 @@ impl Generator {
             labels: self.labels(),
             priority: self.rng.random_range(0..5),
             parent: with_parent.then(|| self.pick()),
+            name: None,
         }
     }
 
@@ -83,80 +87,86 @@ impl Generator {
             }
             roll -= w;
         }
-        let (a, b) = (self.pick(), self.pick());
+        // Raw draws: `b` also seeds numbers (points, positions, paths).
+        let (a, b): (u32, u32) = (self.rng.random(), self.rng.random());
+        let (pa, pb) = (Pick::Index(a), Pick::Index(b));
         match kind {
             0 => self.create_issue(),
             1 => WriteOp::SetTitle {
-                issue: a,
+                issue: pa,
                 title: self.text(),
             },
             2 => WriteOp::SetDescription {
-                issue: a,
+                issue: pa,
                 description: self.text(),
             },
             3 => WriteOp::SetPriority {
-                issue: a,
+                issue: pa,
                 priority: self.rng.random_range(0..5),
             },
             4 => WriteOp::SetLabels {
-                issue: a,
+                issue: pa,
                 labels: self.labels(),
             },
             5 => WriteOp::SetPoints {
-                issue: a,
+                issue: pa,
                 points: [0, 1, 2, 3, 5, 8, 13][b as usize % 7],
             },
-            6 => WriteOp::Start { issue: a },
-            7 => WriteOp::Review { issue: a },
-            8 => WriteOp::Approve { issue: a },
-            9 => WriteOp::Reject { issue: a },
-            10 => WriteOp::Block { issue: a },
-            11 => WriteOp::Unblock { issue: a },
-            12 => WriteOp::Close { issue: a },
-            13 => WriteOp::Reopen { issue: a },
-            14 => WriteOp::Delete { issue: a },
-            15 => WriteOp::Restore { issue: a },
+            6 => WriteOp::Start { issue: pa },
+            7 => WriteOp::Review { issue: pa },
+            8 => WriteOp::Approve { issue: pa },
+            9 => WriteOp::Reject { issue: pa },
+            10 => WriteOp::Block { issue: pa },
+            11 => WriteOp::Unblock { issue: pa },
+            12 => WriteOp::Close { issue: pa },
+            13 => WriteOp::Reopen { issue: pa },
+            14 => WriteOp::Delete { issue: pa },
+            15 => WriteOp::Restore { issue: pa },
             16 => WriteOp::Log {
-                issue: a,
+                issue: pa,
                 message: self.text(),
             },
             17 => WriteOp::Comment {
-                issue: a,
+                issue: pa,
                 text: self.text(),
             },
             18 => WriteOp::Handoff {
-                issue: a,
+                issue: pa,
                 done: self.text(),
                 remaining: self.text(),
             },
             19 => WriteOp::CreateBoard { name: self.text() },
             20 => WriteOp::Position {
-                board: a,
-                issue: b,
+                board: pa,
+                issue: pb,
                 position: i64::from(b % 64) * 65_536,
             },
-            21 => WriteOp::Unposition { board: a, issue: b },
-            22 => WriteOp::DeleteBoard { board: a },
-            23 => WriteOp::Depend { issue: a, on: b },
-            24 => WriteOp::Undepend { dependency: a },
+            21 => WriteOp::Unposition {
+                board: pa,
+                issue: pb,
+            },
+            22 => WriteOp::DeleteBoard { board: pa },
+            23 => WriteOp::Depend { issue: pa, on: pb },
+            24 => WriteOp::Undepend { dependency: pa },
             25 => WriteOp::LinkFile {
-                issue: a,
+                issue: pa,
                 path: format!("src/{}/mod.rs", b % 7),
             },
-            26 => WriteOp::UnlinkFile { link: a },
+            26 => WriteOp::UnlinkFile { link: pa },
             27 => WriteOp::StartWorkSession { name: self.text() },
             28 => WriteOp::EndWorkSession,
-            29 => WriteOp::Tag { issue: a },
-            30 => WriteOp::Untag { issue: a },
+            29 => WriteOp::Tag { issue: pa },
+            30 => WriteOp::Untag { issue: pa },
             31 => WriteOp::CreateNote {
                 title: self.text(),
                 content: self.text(),
+                name: None,
             },
             32 => WriteOp::EditNote {
-                note: a,
+                note: pa,
                 content: self.text(),
             },
-            33 => WriteOp::DeleteNote { note: a },
+            33 => WriteOp::DeleteNote { note: pa },
             _ => WriteOp::Undo,
         }
     }

@@ -5,11 +5,14 @@
 //! writes (the row change and its `action_log` row), so tdsync's sync client can push it.
 
 pub mod cli;
+pub mod dashboard;
 pub mod faults;
 pub mod fixtures;
 pub mod generator;
 pub mod oracle;
 pub mod plan;
+pub mod remote;
+pub mod replay;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -11,10 +11,17 @@ pub struct ClientSpec {
     /// td schema of the client's database: 38 (current) or an older one from the real-td
     /// fixtures (27, 29, 31, 32).
     pub schema: i64,
-    /// Shift of every timestamp this client writes, in seconds (clock skew).
+    /// Shift of every timestamp this client writes, in seconds (clock skew), until an
+    /// [`Action::SetClockSkew`] changes it.
     pub clock_skew_secs: i64,
     /// Pull without its own events, as td's autosync does (otherwise as `td sync` does).
     pub exclude_own: bool,
+    /// Test-only: this replica applies pulled updates with a deliberately wrong rule (it
+    /// ignores `previous_data`), so tests can show that the oracle catches a broken apply.
+    /// Honoured only by a harness built with its `fault-injection` feature; a plan asking for
+    /// it elsewhere is refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wrong_apply_rule: bool,
 }
 
 impl Default for ClientSpec {
@@ -23,12 +30,58 @@ impl Default for ClientSpec {
             schema: tdsync_projection::schema::TD_SCHEMA_VERSION,
             clock_skew_secs: 0,
             exclude_own: false,
+            wrong_apply_rule: false,
         }
     }
 }
 
-/// Index into the candidates an action finds when it runs (modulo their number).
-pub type Pick = u32;
+/// Which row an action is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pick {
+    /// Index into the candidates the action finds when it runs (modulo their number).
+    Index(u32),
+    /// The row created earlier in the run under this name, on whichever client, as td's own
+    /// test scripts keep `ID=$(td create …)` and hand it to another actor. Unknown names are
+    /// refused like a missing id.
+    Named(String),
+}
+
+impl From<u32> for Pick {
+    fn from(i: u32) -> Pick {
+        Pick::Index(i)
+    }
+}
+
+impl Pick {
+    pub fn named(name: impl Into<String>) -> Pick {
+        Pick::Named(name.into())
+    }
+}
+
+/// A raw action_log row of the kind td's own bugs write: every replica must quarantine (or
+/// ignore) it the same way, and the stream must go on past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoisonKind {
+    /// A `delete` (a soft delete on the wire) of a comment: comments have no `deleted_at`.
+    SoftDeleteComment,
+    /// A review row for an issue no replica has (violates issue_reviews' foreign key).
+    ReviewForMissingIssue,
+    /// An issue create whose payload has no column td knows.
+    NoKnownFields,
+    /// An update of a comment id that does not exist (td's apply does nothing).
+    UpdateMissingComment,
+}
+
+impl PoisonKind {
+    pub const ALL: [PoisonKind; 4] = [
+        PoisonKind::SoftDeleteComment,
+        PoisonKind::ReviewForMissingIssue,
+        PoisonKind::NoKnownFields,
+        PoisonKind::UpdateMissingComment,
+    ];
+}
 
 /// A td command a simulated client performs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +94,9 @@ pub enum WriteOp {
         priority: u8,
         /// Make it a child of an existing issue.
         parent: Option<Pick>,
+        /// Remember the new issue under this name (see [`Pick::Named`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     SetTitle {
         issue: Pick,
@@ -61,6 +117,14 @@ pub enum WriteOp {
     SetPoints {
         issue: Pick,
         points: i64,
+    },
+    SetSprint {
+        issue: Pick,
+        sprint: String,
+    },
+    SetAcceptance {
+        issue: Pick,
+        acceptance: String,
     },
     Start {
         issue: Pick,
@@ -148,6 +212,9 @@ pub enum WriteOp {
     CreateNote {
         title: String,
         content: String,
+        /// Remember the new note under this name (see [`Pick::Named`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     EditNote {
         note: Pick,
@@ -157,6 +224,10 @@ pub enum WriteOp {
         note: Pick,
     },
     Undo,
+    /// Appends a raw action_log row with no row change (what td's own bugs log).
+    Poison {
+        kind: PoisonKind,
+    },
 }
 
 /// One step of a run.
@@ -188,15 +259,30 @@ pub enum Action {
     },
     /// Stop the server (every in-memory state dropped, shards closed) and start it again.
     RestartServer,
+    /// Stop the server; calls fail as to an unreachable host until `ServerUp`.
+    ServerDown,
+    /// Start a stopped server on the same data directory (nothing if it is up).
+    ServerUp,
+    /// From now on the client's clock runs this many seconds off (replaces its skew).
+    SetClockSkew {
+        client: usize,
+        secs: i64,
+    },
     /// Pull at most this many pages, then the client process dies; its database is reopened
     /// from disk.
     CrashDuringPull {
         client: usize,
         pages: u32,
     },
-    /// Two `td sync`s at once on the same database.
+    /// Several `td sync`s at once on the same database (two unless said otherwise).
     ConcurrentSync {
         client: usize,
+        #[serde(default = "two")]
+        syncs: u32,
+    },
+    /// These clients all sync at the same moment, each on its own thread (a thundering herd).
+    SyncTogether {
+        clients: Vec<usize>,
     },
     /// The client's database gains a long history at once (an old project being onboarded):
     /// this many td-shaped issue events (one create per five) in its action log.
@@ -217,9 +303,13 @@ impl Action {
             | Action::Offline { client, .. }
             | Action::LoseNextReply { client }
             | Action::CrashDuringPull { client, .. }
-            | Action::ConcurrentSync { client }
+            | Action::ConcurrentSync { client, .. }
+            | Action::SetClockSkew { client, .. }
             | Action::ImportHistory { client, .. } => Some(*client),
-            Action::RestartServer => None,
+            Action::RestartServer
+            | Action::ServerDown
+            | Action::ServerUp
+            | Action::SyncTogether { .. } => None,
         }
     }
 
@@ -237,11 +327,19 @@ impl Action {
             Action::Offline { offline: false, .. } => "reconnect".into(),
             Action::LoseNextReply { .. } => "lose-next-reply".into(),
             Action::RestartServer => "restart-server".into(),
+            Action::ServerDown => "server-down".into(),
+            Action::ServerUp => "server-up".into(),
+            Action::SetClockSkew { secs, .. } => format!("clock-skew:{secs:+}s"),
+            Action::SyncTogether { clients } => format!("sync-together:{}", clients.len()),
             Action::CrashDuringPull { pages, .. } => format!("crash-after-{pages}-pages"),
-            Action::ConcurrentSync { .. } => "concurrent-sync".into(),
+            Action::ConcurrentSync { syncs, .. } => format!("concurrent-sync:{syncs}"),
             Action::ImportHistory { events, .. } => format!("import-{events}-events"),
         }
     }
+}
+
+fn two() -> u32 {
+    2
 }
 
 /// A whole run.

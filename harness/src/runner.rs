@@ -6,6 +6,7 @@ use std::{path::PathBuf, time::Instant};
 use crate::{
     oracle::{self, Failure},
     plan::{Action, Plan},
+    remote::Backend,
     report::{ConflictView, RunReport},
     world::World,
 };
@@ -18,13 +19,19 @@ pub struct RunOptions {
     pub repro_base: String,
 }
 
-/// Runs a plan to a report.
+/// Runs a plan to a report (in-process).
 pub fn run_plan(plan: &Plan, opts: &RunOptions) -> RunReport {
+    run_plan_on(plan, opts, &Backend::InProcess)
+}
+
+/// Runs a plan to a report, its clients syncing through `backend`.
+pub fn run_plan_on(plan: &Plan, opts: &RunOptions, backend: &Backend) -> RunReport {
     let started = Instant::now();
-    let (passed_world, failures, quiescence_rounds) = match execute(plan, opts, &plan.actions) {
-        Ok((world, failures, rounds)) => (Some(world), failures, rounds),
-        Err(f) => (None, vec![*f], 0),
-    };
+    let (passed_world, failures, quiescence_rounds) =
+        match execute_on(plan, opts, backend, &plan.actions) {
+            Ok((world, failures, rounds)) => (Some(world), failures, rounds),
+            Err(f) => (None, vec![*f], 0),
+        };
     let duration_ms = started.elapsed().as_millis() as u64;
     let (events, conflicts, timeline) = match &passed_world {
         Some(w) => (w.head(), conflicts(w), w.timeline.clone()),
@@ -37,7 +44,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> RunReport {
         clients: plan.clients.len(),
         client_schemas: plan.clients.iter().map(|c| c.schema).collect(),
         actions: plan.actions.len(),
-        transport: "inproc".into(),
+        transport: backend.label().into(),
         faults: plan.faults.clone(),
         passed: failures.is_empty(),
         duration_ms,
@@ -53,10 +60,21 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> RunReport {
     }
 }
 
-/// Runs `actions` (all of a plan's, or a subset while shrinking) and checks the result.
+/// Runs `actions` (all of a plan's, or a subset while shrinking) in-process and checks the
+/// result.
 pub fn execute(
     plan: &Plan,
     opts: &RunOptions,
+    actions: &[Action],
+) -> Result<(World, Vec<Failure>, usize), Box<Failure>> {
+    execute_on(plan, opts, &Backend::InProcess, actions)
+}
+
+/// Runs `actions` with the clients syncing through `backend` and checks the result.
+pub fn execute_on(
+    plan: &Plan,
+    opts: &RunOptions,
+    backend: &Backend,
     actions: &[Action],
 ) -> Result<(World, Vec<Failure>, usize), Box<Failure>> {
     let broken = |e: &dyn std::fmt::Display| {
@@ -68,7 +86,7 @@ pub fn execute(
             trace: Vec::new(),
         })
     };
-    let mut world = World::new(plan, &opts.fixtures).map_err(|e| broken(&e))?;
+    let mut world = World::new_on(plan, &opts.fixtures, backend).map_err(|e| broken(&e))?;
     for (step, action) in actions.iter().enumerate() {
         world.execute(step, action).map_err(|e| broken(&e))?;
     }
@@ -81,35 +99,5 @@ pub fn execute(
 }
 
 fn conflicts(world: &World) -> Vec<ConflictView> {
-    let Some(store) = world.server.get() else {
-        return Vec::new();
-    };
-    let name = |device: &str| {
-        world
-            .clients
-            .iter()
-            .position(|c| c.identity.device_id == device)
-            .map_or_else(|| device.to_string(), |i| format!("client {i}"))
-    };
-    let filter = tdsync_tenants::ConflictFilter {
-        limit: Some(10_000),
-        ..Default::default()
-    };
-    store
-        .conflicts(&world.tenant, &world.project, &filter)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| ConflictView {
-            id: c.id,
-            entity_type: c.entity_type,
-            entity_id: c.entity_id,
-            fields: c.fields,
-            clobbered: c.clobbered,
-            clobbered_seq: c.clobbered_seq,
-            clobbered_by: c.clobbered_device.as_deref().map(name),
-            winner: c.winner,
-            winning_seq: c.winning_seq,
-            winning_by: name(&c.winning_device),
-        })
-        .collect()
+    oracle::with_subject(world, |s| s.conflict_views()).unwrap_or_default()
 }

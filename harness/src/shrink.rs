@@ -5,15 +5,22 @@
 use crate::{
     oracle::Failure,
     plan::{Action, Plan},
-    runner::{RunOptions, execute},
+    remote::Backend,
+    runner::{RunOptions, execute_on},
 };
 
 /// Most re-runs a shrink may spend (each is a whole world; in-process runs take milliseconds).
 const MAX_RUNS: usize = 400;
 
 /// Whether running `actions` fails with a failure of `kind`.
-fn fails_like(plan: &Plan, opts: &RunOptions, actions: &[Action], kind: &str) -> bool {
-    match execute(plan, opts, actions) {
+fn fails_like(
+    plan: &Plan,
+    opts: &RunOptions,
+    backend: &Backend,
+    actions: &[Action],
+    kind: &str,
+) -> bool {
+    match execute_on(plan, opts, backend, actions) {
         Ok((_, failures, _)) => failures.iter().any(|f| f.kind == kind),
         Err(f) => f.kind == kind,
     }
@@ -21,6 +28,16 @@ fn fails_like(plan: &Plan, opts: &RunOptions, actions: &[Action], kind: &str) ->
 
 /// The smallest failing action list found; `first` is the original run's first failure.
 pub fn shrink(plan: &Plan, opts: &RunOptions, first: &Failure) -> Vec<Action> {
+    shrink_on(plan, opts, &Backend::InProcess, first)
+}
+
+/// [`shrink`], re-running through `backend`.
+pub fn shrink_on(
+    plan: &Plan,
+    opts: &RunOptions,
+    backend: &Backend,
+    first: &Failure,
+) -> Vec<Action> {
     let mut current = plan.actions.clone();
     let mut runs = 0;
     let mut chunks = 2usize;
@@ -38,7 +55,7 @@ pub fn shrink(plan: &Plan, opts: &RunOptions, first: &Failure) -> Vec<Action> {
                 .cloned()
                 .collect();
             runs += 1;
-            if fails_like(plan, opts, &candidate, &first.kind) {
+            if fails_like(plan, opts, backend, &candidate, &first.kind) {
                 current = candidate;
                 chunks = (chunks - 1).max(2);
                 reduced = true;

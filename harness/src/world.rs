@@ -9,18 +9,24 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use tdsync_client::{
-    Identity, SyncClient, SyncError, SyncOptions, TransportError,
+    Identity, SyncClient, SyncError, SyncOptions, Transport, TransportError,
+    engine::SyncReport,
     tddb::TdDatabase,
-    transport::in_process::{Faults, InProcess, LocalServer},
+    transport::in_process::{FaultCounts, Faults, Faulty, Local, LocalServer},
 };
 use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
 
 use crate::{
     fixtures,
     plan::{Action, ClientSpec, NetworkFaults, Plan},
+    remote::{Backend, Remote},
     td_writer::TdWriter,
-    writes,
+    writes::{self, Names},
 };
+
+/// A simulated client's connection: the in-process store or a `tdsync serve` over HTTP, behind
+/// the same fault model.
+pub type SimTransport = Faulty<Box<dyn Transport>>;
 
 /// What went wrong building or driving the world (not a divergence: those are the oracle's).
 #[derive(Debug, thiserror::Error)]
@@ -44,28 +50,113 @@ pub struct TimelineEntry {
     pub head: i64,
 }
 
+/// What one client's syncs did over a run (td's chaos report calls these sync stats), for
+/// reports and for tests that check a scenario really exercised its subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientStats {
+    /// Push, pull and sync steps that succeeded, and that failed.
+    pub ok: u64,
+    pub failed: u64,
+    /// Events the server stored for the first time.
+    pub accepted: u64,
+    /// Events the server answered as already stored (a re-push after a lost reply).
+    pub duplicates: u64,
+    pub pulled: u64,
+    /// Pulled events this client stepped over (quarantined, orphaned, cycle losers).
+    pub skipped: u64,
+    /// Times the client's process died and its database was opened again.
+    pub reopened: u64,
+    /// Transport faults, over every connection the client had.
+    pub lost_requests: u64,
+    pub lost_replies: u64,
+    pub duplicate_deliveries: u64,
+    pub server_errors: u64,
+    pub offline_refusals: u64,
+}
+
+impl ClientStats {
+    fn add_faults(&mut self, c: &FaultCounts) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.lost_requests += c.lost_requests.load(Relaxed);
+        self.lost_replies += c.lost_replies.load(Relaxed);
+        self.duplicate_deliveries += c.duplicates.load(Relaxed);
+        self.server_errors += c.server_errors.load(Relaxed);
+        self.offline_refusals += c.offline_refusals.load(Relaxed);
+    }
+
+    fn add_report(&mut self, r: &SyncReport) {
+        self.ok += 1;
+        self.accepted += r.push.accepted as u64;
+        self.duplicates += r.push.duplicates as u64;
+        self.pulled += r.pull.pulled as u64;
+        self.skipped += r.pull.skipped as u64;
+    }
+}
+
 /// One simulated td installation.
 pub struct SimClient {
     pub spec: ClientSpec,
     pub db_path: PathBuf,
     pub identity: Identity,
-    client: Option<SyncClient<InProcess>>,
+    client: Option<SyncClient<SimTransport>>,
     active_work_session: Option<String>,
     /// Issues this client created (for read-your-writes).
     pub created_issues: Vec<String>,
     writes: u64,
+    /// Stats so far; fault counts of connections already closed are folded in.
+    stats: ClientStats,
 }
 
 impl SimClient {
-    pub fn sync(&self) -> &SyncClient<InProcess> {
+    pub fn sync(&self) -> &SyncClient<SimTransport> {
         self.client
             .as_ref()
             .expect("a client is only None while it is being reopened")
     }
+
+    /// This client's stats, the current connection's fault counts included.
+    pub fn stats(&self) -> ClientStats {
+        let mut out = self.stats.clone();
+        if let Some(c) = &self.client {
+            out.add_faults(c.transport().counts());
+        }
+        out
+    }
+
+    /// Closes the current connection (keeping its fault counts) and returns it.
+    fn disconnect(&mut self) -> Option<SyncClient<SimTransport>> {
+        let old = self.client.take();
+        if let Some(c) = &old {
+            self.stats.add_faults(c.transport().counts());
+        }
+        old
+    }
+}
+
+/// Gives `db` a wrong apply rule (see [`ClientSpec::wrong_apply_rule`]).
+#[cfg(feature = "fault-injection")]
+fn break_apply_rule(db: &TdDatabase) -> Result<(), String> {
+    db.inject_apply_fault(Some(
+        tdsync_projection::ApplyFault::MergeIgnoresPreviousData,
+    ));
+    Ok(())
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn break_apply_rule(_: &TdDatabase) -> Result<(), String> {
+    Err(
+        "the plan asks for a wrong apply rule, which only a harness built with its \
+         `fault-injection` feature has"
+            .into(),
+    )
 }
 
 pub struct World {
+    /// Over HTTP: the `tdsync serve` process and the run's tenant, token and project (declared
+    /// first, so the process stops before its directory is removed).
+    pub remote: Option<Remote>,
     pub dir: tempfile::TempDir,
+    /// In-process: the server's store (stopped, unused, over HTTP).
     pub server: LocalServer,
     pub tenant: TenantId,
     pub project: ProjectId,
@@ -76,20 +167,49 @@ pub struct World {
     started: Instant,
     /// Failures that are not divergence but still bugs (an unexpected error from a sync).
     pub unexpected: Vec<String>,
+    /// Rows created under a name, for later actions of any client (see `Pick::Named`).
+    pub names: Names,
 }
 
 impl World {
     pub fn new(plan: &Plan, fixtures_dir: &Path) -> Result<World, WorldError> {
+        World::new_on(plan, fixtures_dir, &Backend::InProcess)
+    }
+
+    /// A world whose clients sync through `backend`.
+    pub fn new_on(
+        plan: &Plan,
+        fixtures_dir: &Path,
+        backend: &Backend,
+    ) -> Result<World, WorldError> {
         let setup = |e: &dyn std::fmt::Display| WorldError::Setup(e.to_string());
-        let dir = tempfile::tempdir().map_err(|e| setup(&e))?;
-        let store = open_store(dir.path())?;
-        let tenant = TenantId::parse("harness").map_err(|e| setup(&e))?;
-        let project = ProjectId::parse("p_harness").map_err(|e| setup(&e))?;
-        store
-            .create_project(&tenant, &project)
+        let dir = tempfile::Builder::new()
+            .prefix("tdsync-run-")
+            .tempdir_in(scratch_dir())
             .map_err(|e| setup(&e))?;
-        let server = LocalServer::new(store);
+        let (server, remote, tenant, project) = match backend {
+            Backend::InProcess => {
+                let store = open_store(dir.path())?;
+                let tenant = TenantId::parse("harness").map_err(|e| setup(&e))?;
+                let project = ProjectId::parse("p_harness").map_err(|e| setup(&e))?;
+                store
+                    .create_project(&tenant, &project)
+                    .map_err(|e| setup(&e))?;
+                (LocalServer::new(store), None, tenant, project)
+            }
+            Backend::Http { server_bin } => {
+                let remote = Remote::start(
+                    server_bin,
+                    &dir.path().join("server"),
+                    &dir.path().join("server.log"),
+                )
+                .map_err(|e| setup(&e))?;
+                let (tenant, project) = (remote.tenant.clone(), remote.project.clone());
+                (LocalServer::stopped(), Some(remote), tenant, project)
+            }
+        };
         let mut world = World {
+            remote,
             dir,
             server,
             tenant,
@@ -100,6 +220,7 @@ impl World {
             seed: plan.seed,
             started: Instant::now(),
             unexpected: Vec::new(),
+            names: Names::new(),
         };
         for (i, spec) in plan.clients.iter().enumerate() {
             let db_path = world.dir.path().join(format!("client{i}/.todos/issues.db"));
@@ -124,6 +245,7 @@ impl World {
                 active_work_session: None,
                 created_issues: Vec::new(),
                 writes: 0,
+                stats: ClientStats::default(),
             };
             sim.client = Some(world.connect(i, &sim, true)?);
             world.clients.push(sim);
@@ -137,7 +259,7 @@ impl World {
         i: usize,
         sim: &SimClient,
         faulty: bool,
-    ) -> Result<SyncClient<InProcess>, WorldError> {
+    ) -> Result<SyncClient<SimTransport>, WorldError> {
         let db = TdDatabase::open(&sim.db_path).map_err(|e| WorldError::Client {
             client: i,
             message: e.to_string(),
@@ -147,6 +269,9 @@ impl World {
                 client: i,
                 message: e.to_string(),
             })?;
+        if sim.spec.wrong_apply_rule {
+            break_apply_rule(&db).map_err(|message| WorldError::Client { client: i, message })?;
+        }
         let n = &self.network;
         let faults = if faulty {
             Faults {
@@ -160,10 +285,19 @@ impl World {
         } else {
             Faults::default()
         };
-        let transport = InProcess::with_faults(
-            self.server.clone(),
-            self.tenant.clone(),
-            self.project.clone(),
+        let inner: Box<dyn Transport> = match &self.remote {
+            None => Box::new(Local::new(
+                self.server.clone(),
+                self.tenant.clone(),
+                self.project.clone(),
+            )),
+            Some(remote) => Box::new(remote.transport().map_err(|e| WorldError::Client {
+                client: i,
+                message: e,
+            })?),
+        };
+        let transport = Faulty::wrap(
+            inner,
             faults,
             self.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9),
         );
@@ -183,9 +317,17 @@ impl World {
     /// reconnects partitioned clients.
     pub fn heal(&mut self) -> Result<(), WorldError> {
         for i in 0..self.clients.len() {
-            self.clients[i].client = None;
+            self.clients[i].disconnect();
             let fresh = self.connect(i, &self.clients[i], false)?;
             self.clients[i].client = Some(fresh);
+        }
+        self.server_up()
+    }
+
+    /// Starts the server on its data directory unless it is running.
+    fn server_up(&mut self) -> Result<(), WorldError> {
+        if let Some(remote) = &mut self.remote {
+            return remote.process.start().map_err(WorldError::Setup);
         }
         if self.server.get().is_none() {
             self.server.start(open_store(self.dir.path())?);
@@ -197,7 +339,18 @@ impl World {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Stops the server (an HTTP run's process exits; calls fail as to an unreachable host).
+    fn server_down(&mut self) {
+        match &mut self.remote {
+            Some(remote) => remote.process.stop(),
+            None => self.server.stop(),
+        }
+    }
+
     pub fn head(&self) -> i64 {
+        if let Some(remote) = &self.remote {
+            return remote.status().map_or(0, |s| s.last_server_seq);
+        }
         self.server
             .get()
             .and_then(|s| s.status(&self.tenant, &self.project).ok())
@@ -225,16 +378,20 @@ impl World {
 
     fn perform(&mut self, step: usize, action: &Action) -> Result<(), Outcome> {
         let n = self.clients.len();
-        if let Some(c) = action.client().filter(|c| *c >= n) {
+        let named: Vec<usize> = match action {
+            Action::SyncTogether { clients } => clients.clone(),
+            other => other.client().into_iter().collect(),
+        };
+        if let Some(c) = named.into_iter().find(|c| *c >= n) {
             return Err(Outcome::Broken(WorldError::Setup(format!(
                 "action {step} names client {c}, the plan has {n}"
             ))));
         }
         match action {
             Action::Write { client, op } => self.write(*client, step, op),
-            Action::Push { client } => self.sync_step(*client, |c| c.push().map(drop)),
-            Action::Pull { client } => self.sync_step(*client, |c| c.pull().map(drop)),
-            Action::Sync { client } => self.sync_step(*client, |c| c.sync().map(drop)),
+            Action::Push { client } => self.sync_step(*client, SyncKind::Push),
+            Action::Pull { client } => self.sync_step(*client, SyncKind::Pull),
+            Action::Sync { client } => self.sync_step(*client, SyncKind::Sync),
             Action::Offline { client, offline } => {
                 self.clients[*client]
                     .sync()
@@ -250,13 +407,21 @@ impl World {
                 Ok(())
             }
             Action::RestartServer => {
-                self.server.stop();
-                let store = open_store(self.dir.path()).map_err(Outcome::Broken)?;
-                self.server.start(store);
+                self.server_down();
+                self.server_up().map_err(Outcome::Broken)
+            }
+            Action::ServerDown => {
+                self.server_down();
+                Ok(())
+            }
+            Action::ServerUp => self.server_up().map_err(Outcome::Broken),
+            Action::SetClockSkew { client, secs } => {
+                self.clients[*client].spec.clock_skew_secs = *secs;
                 Ok(())
             }
             Action::CrashDuringPull { client, pages } => self.crash_during_pull(*client, *pages),
-            Action::ConcurrentSync { client } => self.concurrent_sync(*client),
+            Action::ConcurrentSync { client, syncs } => self.concurrent_sync(*client, *syncs),
+            Action::SyncTogether { clients } => self.sync_together(clients),
             Action::ImportHistory { client, events } => self.import_history(*client, *events),
         }
     }
@@ -275,7 +440,7 @@ impl World {
         let mut writer = TdWriter::new(db, &session, seed)
             .with_clock_skew(chrono::Duration::seconds(sim.spec.clock_skew_secs))
             .with_active_work_session(sim.active_work_session.clone());
-        let result = writes::perform(&mut writer, op);
+        let result = writes::perform(&mut writer, op, &mut self.names);
         let active = writer.active_work_session().map(str::to_string);
         sim.active_work_session = active;
         match result {
@@ -292,16 +457,30 @@ impl World {
         }
     }
 
-    fn sync_step(
+    fn sync_step(&mut self, i: usize, kind: SyncKind) -> Result<(), Outcome> {
+        let result = kind.run(self.clients[i].sync());
+        self.record(i, "", result)
+    }
+
+    /// Counts a sync step's outcome in the client's stats; an error that no fault explains
+    /// is kept as unexpected.
+    fn record(
         &mut self,
         i: usize,
-        f: impl FnOnce(&SyncClient<InProcess>) -> Result<(), SyncError>,
+        context: &str,
+        result: Result<SyncReport, SyncError>,
     ) -> Result<(), Outcome> {
-        match f(self.clients[i].sync()) {
-            Ok(()) => Ok(()),
-            Err(e) if expected_sync_error(&e) => Err(Outcome::Failed(e.to_string())),
+        let stats = &mut self.clients[i].stats;
+        match result {
+            Ok(report) => {
+                stats.add_report(&report);
+                Ok(())
+            }
             Err(e) => {
-                self.unexpected.push(format!("client {i}: {e}"));
+                stats.failed += 1;
+                if !expected_sync_error(&e) {
+                    self.unexpected.push(format!("client {i}{context}: {e}"));
+                }
                 Err(Outcome::Failed(e.to_string()))
             }
         }
@@ -312,7 +491,8 @@ impl World {
     fn crash_during_pull(&mut self, i: usize, pages: u32) -> Result<(), Outcome> {
         let sim = &mut self.clients[i];
         let pulled = sim.client.as_ref().map(|c| c.pull_pages(pages as usize, 1));
-        sim.client = None;
+        sim.disconnect();
+        sim.stats.reopened += 1;
         let fresh = self
             .connect(i, &self.clients[i], true)
             .map_err(Outcome::Broken)?;
@@ -323,33 +503,107 @@ impl World {
         }
     }
 
-    /// Two syncs of one database at once, each with its own connection (two td processes).
-    fn concurrent_sync(&mut self, i: usize) -> Result<(), Outcome> {
-        let second = self
-            .connect(i, &self.clients[i], true)
+    /// `syncs` syncs of one database at once, each with its own connection (td processes).
+    fn concurrent_sync(&mut self, i: usize, syncs: u32) -> Result<(), Outcome> {
+        let others = (1..syncs.max(2))
+            .map(|_| self.connect(i, &self.clients[i], true))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(Outcome::Broken)?;
         let first = self.clients[i].sync();
-        let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(move || second.sync().map(drop));
-            let mine = first.sync().map(drop);
-            (mine, other.join())
+        // A connection is Send but not Sync: each thread owns its own and hands it back.
+        let (mine, theirs) = std::thread::scope(|s| {
+            let handles: Vec<_> = others
+                .into_iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        let r = c.sync();
+                        (c, r)
+                    })
+                })
+                .collect();
+            let mine = first.sync();
+            (
+                mine,
+                handles.into_iter().map(|h| h.join()).collect::<Vec<_>>(),
+            )
         });
-        let b = b.map_err(|_| {
-            Outcome::Broken(WorldError::Client {
-                client: i,
-                message: "concurrent sync thread panicked".into(),
-            })
-        })?;
-        for r in [a, b] {
-            if let Err(e) = r {
-                if !expected_sync_error(&e) {
-                    self.unexpected
-                        .push(format!("client {i} (concurrent sync): {e}"));
-                }
-                return Err(Outcome::Failed(e.to_string()));
-            }
+        let mut outcome = self.record(i, " (concurrent sync)", mine);
+        for joined in theirs {
+            let (c, r) = joined.map_err(|_| panicked(i, "a concurrent sync"))?;
+            self.clients[i].stats.add_faults(c.transport().counts());
+            outcome = outcome.and(self.record(i, " (concurrent sync)", r));
         }
-        Ok(())
+        outcome
+    }
+
+    /// Every listed client syncs at the same moment, each on its own thread (a client is
+    /// moved to its thread and back: one td process each).
+    fn sync_together(&mut self, clients: &[usize]) -> Result<(), Outcome> {
+        let mut order: Vec<usize> = clients.to_vec();
+        order.sort_unstable();
+        order.dedup();
+        let taken: Vec<(usize, SyncClient<SimTransport>)> = order
+            .iter()
+            .filter_map(|&i| self.clients[i].client.take().map(|c| (i, c)))
+            .collect();
+        // Released together once every thread is up, so the syncs really overlap.
+        let barrier = std::sync::Barrier::new(taken.len());
+        let done = std::thread::scope(|s| {
+            let handles: Vec<_> = taken
+                .into_iter()
+                .map(|(i, c)| {
+                    let barrier = &barrier;
+                    let handle = s.spawn(move || {
+                        barrier.wait();
+                        let r = c.sync();
+                        (c, r)
+                    });
+                    (i, handle)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(i, h)| (i, h.join()))
+                .collect::<Vec<_>>()
+        });
+        let mut outcome = Ok(());
+        for (i, joined) in done {
+            let (c, r) = joined.map_err(|_| panicked(i, "a herd sync"))?;
+            self.clients[i].client = Some(c);
+            outcome = outcome.and(self.record(i, " (herd)", r));
+        }
+        outcome
+    }
+}
+
+fn panicked(i: usize, what: &str) -> Outcome {
+    Outcome::Broken(WorldError::Client {
+        client: i,
+        message: format!("{what} thread panicked"),
+    })
+}
+
+/// A td sync call: push, pull, or both.
+#[derive(Clone, Copy)]
+enum SyncKind {
+    Push,
+    Pull,
+    Sync,
+}
+
+impl SyncKind {
+    fn run(self, c: &SyncClient<SimTransport>) -> Result<SyncReport, SyncError> {
+        Ok(match self {
+            SyncKind::Push => SyncReport {
+                push: c.push()?,
+                ..SyncReport::default()
+            },
+            SyncKind::Pull => SyncReport {
+                pull: c.pull()?,
+                ..SyncReport::default()
+            },
+            SyncKind::Sync => c.sync()?,
+        })
     }
 }
 
@@ -419,6 +673,24 @@ fn expected_sync_error(e: &SyncError) -> bool {
         SyncError::Db(d) => d.is_transient(),
         SyncError::NotLinked => false,
     }
+}
+
+/// Where runs keep their databases: `TDSYNC_HARNESS_TMP`, else `/dev/shm` where there is one
+/// (a run's files are thrown away, and a restart or crash here is a process's, never a power
+/// loss, so fsyncs buy nothing — on tmpfs they cost nothing), else the system's temp dir.
+pub fn scratch_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("TDSYNC_HARNESS_TMP") {
+            return PathBuf::from(dir);
+        }
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() && tempfile::tempdir_in(shm).is_ok() {
+            return shm.to_path_buf();
+        }
+        std::env::temp_dir()
+    })
+    .clone()
 }
 
 fn open_store(dir: &Path) -> Result<Tenants, WorldError> {

@@ -1,16 +1,30 @@
 //! Carries out a planned td command with the simulated td CLI, resolving its picks against
 //! what the client's database holds right now.
 
+use std::collections::HashMap;
+
 use crate::{
-    plan::{Pick, WriteOp},
+    plan::{Pick, PoisonKind, WriteOp},
     td_writer::{HandoffSpec, IssueChange, IssueSpec, TdWriter, WriterError},
 };
 
-fn pick<T: Clone>(items: &[T], p: Pick) -> Option<T> {
-    if items.is_empty() {
-        None
-    } else {
-        Some(items[p as usize % items.len()].clone())
+/// Ids of rows created under a name ([`Pick::Named`]), shared by every client of a run.
+pub type Names = HashMap<String, String>;
+
+/// Resolves a pick among `items` (ids). A named pick is the remembered id itself, whether or
+/// not this client has the row: td is then asked about that id and answers as td would.
+fn pick_id(items: &[String], p: &Pick, names: &Names) -> Option<String> {
+    match p {
+        Pick::Named(name) => names.get(name).cloned(),
+        Pick::Index(_) => pick(items, p),
+    }
+}
+
+/// Resolves an index pick among `items` (named picks only resolve to ids: [`pick_id`]).
+fn pick<T: Clone>(items: &[T], p: &Pick) -> Option<T> {
+    match p {
+        Pick::Index(i) if !items.is_empty() => Some(items[*i as usize % items.len()].clone()),
+        _ => None,
     }
 }
 
@@ -19,9 +33,15 @@ fn nothing(what: &str) -> WriterError {
 }
 
 /// Performs `op`; returns the id of an issue it created.
-pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, WriterError> {
+pub fn perform(
+    w: &mut TdWriter<'_>,
+    op: &WriteOp,
+    names: &mut Names,
+) -> Result<Option<String>, WriterError> {
     let live = w.issue_ids(false)?;
-    let issue = |p: Pick| pick(&live, p).ok_or_else(|| nothing("issue"));
+    let issue = |p: &Pick| pick_id(&live, p, names).ok_or_else(|| nothing("issue"));
+    let update =
+        |w: &mut TdWriter<'_>, p: &Pick, change: IssueChange| w.update_issue(&issue(p)?, &change);
     match op {
         WriteOp::CreateIssue {
             title,
@@ -29,20 +49,29 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
             labels,
             priority,
             parent,
+            name,
         } => {
             let spec = IssueSpec {
                 title: title.clone(),
                 description: description.clone(),
                 labels: labels.clone(),
                 priority: format!("P{}", priority % 5),
-                parent_id: parent.and_then(|p| pick(&live, p)).unwrap_or_default(),
+                parent_id: parent
+                    .as_ref()
+                    .and_then(|p| pick_id(&live, p, names))
+                    .unwrap_or_default(),
                 ..IssueSpec::default()
             };
-            return w.create_issue(&spec).map(Some);
+            let id = w.create_issue(&spec)?;
+            if let Some(name) = name {
+                names.insert(name.clone(), id.clone());
+            }
+            return Ok(Some(id));
         }
-        WriteOp::SetTitle { issue: i, title } => w.update_issue(
-            &issue(*i)?,
-            &IssueChange {
+        WriteOp::SetTitle { issue: i, title } => update(
+            w,
+            i,
+            IssueChange {
                 title: Some(title.clone()),
                 ..Default::default()
             },
@@ -50,54 +79,77 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
         WriteOp::SetDescription {
             issue: i,
             description,
-        } => w.update_issue(
-            &issue(*i)?,
-            &IssueChange {
+        } => update(
+            w,
+            i,
+            IssueChange {
                 description: Some(description.clone()),
                 ..Default::default()
             },
         ),
-        WriteOp::SetPriority { issue: i, priority } => w.update_issue(
-            &issue(*i)?,
-            &IssueChange {
+        WriteOp::SetPriority { issue: i, priority } => update(
+            w,
+            i,
+            IssueChange {
                 priority: Some(format!("P{}", priority % 5)),
                 ..Default::default()
             },
         ),
-        WriteOp::SetLabels { issue: i, labels } => w.update_issue(
-            &issue(*i)?,
-            &IssueChange {
+        WriteOp::SetLabels { issue: i, labels } => update(
+            w,
+            i,
+            IssueChange {
                 labels: Some(labels.clone()),
                 ..Default::default()
             },
         ),
-        WriteOp::SetPoints { issue: i, points } => w.update_issue(
-            &issue(*i)?,
-            &IssueChange {
+        WriteOp::SetPoints { issue: i, points } => update(
+            w,
+            i,
+            IssueChange {
                 points: Some(*points),
                 ..Default::default()
             },
         ),
-        WriteOp::Start { issue: i } => w.start(&issue(*i)?),
-        WriteOp::Review { issue: i } => w.review(&issue(*i)?),
-        WriteOp::Approve { issue: i } => w.approve(&issue(*i)?),
-        WriteOp::Reject { issue: i } => w.reject(&issue(*i)?),
-        WriteOp::Block { issue: i } => w.block(&issue(*i)?),
-        WriteOp::Unblock { issue: i } => w.unblock(&issue(*i)?),
-        WriteOp::Close { issue: i } => w.close(&issue(*i)?),
-        WriteOp::Reopen { issue: i } => w.reopen(&issue(*i)?),
-        WriteOp::Delete { issue: i } => w.delete_issue(&issue(*i)?),
+        WriteOp::SetSprint { issue: i, sprint } => update(
+            w,
+            i,
+            IssueChange {
+                sprint: Some(sprint.clone()),
+                ..Default::default()
+            },
+        ),
+        WriteOp::SetAcceptance {
+            issue: i,
+            acceptance,
+        } => update(
+            w,
+            i,
+            IssueChange {
+                acceptance: Some(acceptance.clone()),
+                ..Default::default()
+            },
+        ),
+        WriteOp::Start { issue: i } => w.start(&issue(i)?),
+        WriteOp::Review { issue: i } => w.review(&issue(i)?),
+        WriteOp::Approve { issue: i } => w.approve(&issue(i)?),
+        WriteOp::Reject { issue: i } => w.reject(&issue(i)?),
+        WriteOp::Block { issue: i } => w.block(&issue(i)?),
+        WriteOp::Unblock { issue: i } => w.unblock(&issue(i)?),
+        WriteOp::Close { issue: i } => w.close(&issue(i)?),
+        WriteOp::Reopen { issue: i } => w.reopen(&issue(i)?),
+        WriteOp::Delete { issue: i } => w.delete_issue(&issue(i)?),
         WriteOp::Restore { issue: i } => {
             let deleted: Vec<String> = w
                 .issue_ids(true)?
                 .into_iter()
                 .filter(|id| !live.contains(id))
                 .collect();
-            let target = pick(&deleted, *i).ok_or_else(|| nothing("deleted issue"))?;
+            let target = pick_id(&deleted, i, names).ok_or_else(|| nothing("deleted issue"))?;
             w.restore_issue(&target)
         }
-        WriteOp::Log { issue: i, message } => w.add_log(&issue(*i)?, message).map(drop),
-        WriteOp::Comment { issue: i, text } => w.add_comment(&issue(*i)?, text).map(drop),
+        WriteOp::Log { issue: i, message } => w.add_log(&issue(i)?, message).map(drop),
+        WriteOp::Comment { issue: i, text } => w.add_comment(&issue(i)?, text).map(drop),
         WriteOp::Handoff {
             issue: i,
             done,
@@ -108,7 +160,7 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
                 remaining: vec![remaining.clone()],
                 ..HandoffSpec::default()
             };
-            w.add_handoff(&issue(*i)?, &h).map(drop)
+            w.add_handoff(&issue(i)?, &h).map(drop)
         }
         WriteOp::CreateBoard { name } => w.create_board(name, "").map(drop),
         WriteOp::Position {
@@ -117,30 +169,31 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
             position,
         } => {
             let boards = w.board_ids(false)?;
-            let b = pick(&boards, *board).ok_or_else(|| nothing("board"))?;
-            w.set_position(&b, &issue(*i)?, *position)
+            let b = pick_id(&boards, board, names).ok_or_else(|| nothing("board"))?;
+            w.set_position(&b, &issue(i)?, *position)
         }
         WriteOp::Unposition { board, issue: i } => {
             let boards = w.board_ids(false)?;
-            let b = pick(&boards, *board).ok_or_else(|| nothing("board"))?;
+            let b = pick_id(&boards, board, names).ok_or_else(|| nothing("board"))?;
             let positioned: Vec<String> = w.positions(&b)?.into_iter().map(|(id, _)| id).collect();
-            let target = pick(&positioned, *i).ok_or_else(|| nothing("positioned issue"))?;
+            let target =
+                pick_id(&positioned, i, names).ok_or_else(|| nothing("positioned issue"))?;
             w.unposition(&b, &target)
         }
         WriteOp::DeleteBoard { board } => {
             let boards = w.board_ids(false)?;
-            w.delete_board(&pick(&boards, *board).ok_or_else(|| nothing("board"))?)
+            w.delete_board(&pick_id(&boards, board, names).ok_or_else(|| nothing("board"))?)
         }
-        WriteOp::Depend { issue: i, on } => w.add_dependency(&issue(*i)?, &issue(*on)?),
+        WriteOp::Depend { issue: i, on } => w.add_dependency(&issue(i)?, &issue(on)?),
         WriteOp::Undepend { dependency } => {
             let deps = w.dependencies()?;
-            let (a, b) = pick(&deps, *dependency).ok_or_else(|| nothing("dependency"))?;
+            let (a, b) = pick(&deps, dependency).ok_or_else(|| nothing("dependency"))?;
             w.remove_dependency(&a, &b)
         }
-        WriteOp::LinkFile { issue: i, path } => w.link_file(&issue(*i)?, path, "implementation"),
+        WriteOp::LinkFile { issue: i, path } => w.link_file(&issue(i)?, path, "implementation"),
         WriteOp::UnlinkFile { link } => {
             let links = w.file_links()?;
-            let (i, path) = pick(&links, *link).ok_or_else(|| nothing("file link"))?;
+            let (i, path) = pick(&links, link).ok_or_else(|| nothing("file link"))?;
             w.unlink_file(&i, &path)
         }
         WriteOp::StartWorkSession { name } => w.start_work_session(name).map(drop),
@@ -156,7 +209,7 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
                 .active_work_session()
                 .map(str::to_string)
                 .ok_or_else(|| nothing("open work session"))?;
-            w.tag(&ws, &issue(*i)?)
+            w.tag(&ws, &issue(i)?)
         }
         WriteOp::Untag { issue: i } => {
             let ws = w
@@ -166,14 +219,24 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
             let tagged = w.work_session_tags(&ws)?;
             w.untag(
                 &ws,
-                &pick(&tagged, *i).ok_or_else(|| nothing("tagged issue"))?,
+                &pick_id(&tagged, i, names).ok_or_else(|| nothing("tagged issue"))?,
             )
         }
-        WriteOp::CreateNote { title, content } => w.create_note(title, content).map(drop),
+        WriteOp::CreateNote {
+            title,
+            content,
+            name,
+        } => {
+            let id = w.create_note(title, content)?;
+            if let Some(name) = name {
+                names.insert(name.clone(), id);
+            }
+            Ok(())
+        }
         WriteOp::EditNote { note, content } => {
             let notes = w.note_ids(false)?;
             w.update_note(
-                &pick(&notes, *note).ok_or_else(|| nothing("note"))?,
+                &pick_id(&notes, note, names).ok_or_else(|| nothing("note"))?,
                 None,
                 Some(content),
                 None,
@@ -182,9 +245,66 @@ pub fn perform(w: &mut TdWriter<'_>, op: &WriteOp) -> Result<Option<String>, Wri
         }
         WriteOp::DeleteNote { note } => {
             let notes = w.note_ids(false)?;
-            w.delete_note(&pick(&notes, *note).ok_or_else(|| nothing("note"))?)
+            w.delete_note(&pick_id(&notes, note, names).ok_or_else(|| nothing("note"))?)
         }
         WriteOp::Undo => w.undo_last().map(drop),
+        WriteOp::Poison { kind } => poison(w, *kind),
     }?;
     Ok(None)
+}
+
+/// Writes one poison row (see [`PoisonKind`]); its ids name the session and the row count, so
+/// every poison is a distinct entity.
+fn poison(w: &mut TdWriter<'_>, kind: PoisonKind) -> Result<(), WriterError> {
+    let rows: i64 = w
+        .database()
+        .connection()
+        .query_row("SELECT count(*) FROM action_log", [], |r| r.get(0))
+        .map_err(|source| WriterError::Sqlite {
+            op: "count action_log".into(),
+            source,
+        })?;
+    let tag = format!("{}-{rows}", w.session_id());
+    let (action, entity, id, previous, new) = match kind {
+        PoisonKind::SoftDeleteComment => {
+            let id = format!("cm-p{tag}");
+            let image = serde_json::json!({"id": id, "issue_id": "td-000000", "text": "poison"});
+            ("delete", "comment", id, image.to_string(), String::new())
+        }
+        PoisonKind::ReviewForMissingIssue => {
+            let id = format!("rv-p{tag}");
+            let image = serde_json::json!({
+                "id": id,
+                "issue_id": "td-000000",
+                "reviewer_session": w.session_id(),
+                "decision": "approved",
+                "created_at": "2026-03-01T10:00:00Z",
+            });
+            (
+                "create",
+                "issue_review",
+                id,
+                String::new(),
+                image.to_string(),
+            )
+        }
+        PoisonKind::NoKnownFields => {
+            let id = format!("td-p{tag}");
+            let image = serde_json::json!({"no_such_column": "poison"});
+            ("create", "issue", id, String::new(), image.to_string())
+        }
+        PoisonKind::UpdateMissingComment => {
+            let id = format!("cm-m{tag}");
+            let before = serde_json::json!({"id": id, "text": "before"});
+            let after = serde_json::json!({"id": id, "text": "after"});
+            (
+                "update",
+                "comment",
+                id,
+                before.to_string(),
+                after.to_string(),
+            )
+        }
+    };
+    w.log_raw(action, entity, &id, &previous, &new).map(drop)
 }

@@ -597,9 +597,25 @@ fn writer_output_pushes_cleanly_and_rebuilds_an_equal_replica() {
             .is_some_and(|i| i.deleted);
         assert!(r.entity_type == "issue" && deleted, "backfilled: {r:?}");
     }
+    // Creates td undid before any push, of rows that outlived the undo, are sent in their place.
+    let undone_creates = pending
+        .events
+        .iter()
+        .filter(|e| {
+            db.connection()
+                .query_row(
+                    "SELECT undone FROM action_log WHERE rowid = ?1",
+                    [e.client_action_id],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                != 0
+        })
+        .inspect(|e| assert_eq!(e.action_type, "create", "{e:?}"))
+        .count() as i64;
     assert_eq!(
         pending.events.len() as i64,
-        sendable + backfilled.len() as i64
+        sendable + backfilled.len() as i64 + undone_creates
     );
 
     // A replica that applies exactly these events holds exactly the writer's rows.

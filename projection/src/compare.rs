@@ -54,6 +54,9 @@ impl fmt::Display for Norm {
 pub struct TableDump {
     pub columns: BTreeSet<String>,
     pub rows: BTreeMap<String, BTreeMap<String, Norm>>,
+    /// Columns naming a parent whose hard delete removes the row in this database (an
+    /// `ON DELETE CASCADE` foreign key, enforced), with the parent's table.
+    pub cascades: Vec<(String, EntityType)>,
 }
 
 /// The synced tables of one database.
@@ -93,9 +96,19 @@ impl Dump {
             );
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query([])?;
+            let cascades = if schema.foreign_keys_enforced {
+                info.cascade_parents
+                    .iter()
+                    .filter(|c| c.parent_column == "id")
+                    .filter_map(|c| Some((c.column.clone(), EntityType::parse(&c.parent_table)?)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut dump = TableDump {
                 columns: names.iter().map(|s| s.to_string()).collect(),
                 rows: BTreeMap::new(),
+                cascades,
             };
             while let Some(r) = rows.next()? {
                 let mut row = BTreeMap::new();
@@ -145,6 +158,12 @@ impl Dump {
             for id in ids {
                 let (ra, rb) = match (a.rows.get(id), b.rows.get(id)) {
                     (Some(ra), Some(rb)) => (ra, rb),
+                    (Some(row), None) if tolerances.kept_orphan(entity, row, self, other) => {
+                        continue;
+                    }
+                    (None, Some(row)) if tolerances.kept_orphan(entity, row, other, self) => {
+                        continue;
+                    }
                     (ra, _) => {
                         return Some(Divergence {
                             entity,
@@ -188,6 +207,10 @@ pub struct Tolerances {
     /// carries only `deleted_at`: while a row stays soft-deleted, its author's `updated_at` may
     /// differ from every other replica's (td's own e2e oracle skips soft-deleted rows).
     pub soft_deleted_updated_at: bool,
+    /// td before schema 30 runs without foreign keys (and its older tables declare none): a
+    /// row whose parent was hard-deleted (a board's positions) stays there as an orphan, while
+    /// a replica that enforces the cascade drops it.
+    pub orphans_without_cascade: bool,
 }
 
 impl Tolerances {
@@ -200,7 +223,30 @@ impl Tolerances {
     pub fn td() -> Tolerances {
         Tolerances {
             soft_deleted_updated_at: true,
+            orphans_without_cascade: true,
         }
+    }
+
+    /// Whether `row`, which only `holder` has, is an orphan there that `dropper`'s cascade
+    /// removed: `dropper` cascades from a parent `holder` does not, and `holder` lacks that
+    /// parent row.
+    fn kept_orphan(
+        &self,
+        entity: EntityType,
+        row: &BTreeMap<String, Norm>,
+        holder: &Dump,
+        dropper: &Dump,
+    ) -> bool {
+        let (Some(h), Some(d)) = (holder.tables.get(&entity), dropper.tables.get(&entity)) else {
+            return false;
+        };
+        self.orphans_without_cascade
+            && d.cascades.iter().any(|cascade| {
+                let (column, parent) = cascade;
+                !h.cascades.contains(cascade)
+                    && matches!(row.get(column), Some(Norm::Text(id)) if !id.is_empty()
+                        && holder.tables.get(parent).is_some_and(|t| !t.rows.contains_key(id)))
+            })
     }
 
     fn excuses(
@@ -341,5 +387,35 @@ mod tests {
             d.kind,
             DivergenceKind::RowMissing { on_left: false, .. }
         ));
+    }
+
+    #[test]
+    fn an_orphan_kept_where_no_cascade_runs_is_tolerated_by_name() {
+        let enforcing = db();
+        enforcing.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let lax = db();
+        lax.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        // The board was hard-deleted everywhere; only the replica without the cascade kept
+        // its position.
+        lax.execute(
+            "INSERT INTO board_issue_positions (id, board_id, issue_id, position, deleted_at) \
+             VALUES ('bip-1', 'bd-gone', 'td-1', 1, '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        let (e, l) = (Dump::read(&enforcing).unwrap(), Dump::read(&lax).unwrap());
+        assert!(e.first_difference(&l).is_some(), "exact comparison sees it");
+        assert_eq!(e.first_difference_with(&l, &Tolerances::td()), None);
+        assert_eq!(l.first_difference_with(&e, &Tolerances::td()), None);
+        // A replica whose cascade would have removed it must not hold it.
+        let mut cascading = l.clone();
+        let positions = EntityType::BoardIssuePositions;
+        cascading.tables.get_mut(&positions).unwrap().cascades =
+            e.tables[&positions].cascades.clone();
+        assert!(!cascading.tables[&positions].cascades.is_empty());
+        assert!(
+            e.first_difference_with(&cascading, &Tolerances::td())
+                .is_some()
+        );
     }
 }

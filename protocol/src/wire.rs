@@ -16,6 +16,7 @@ pub const DEFAULT_PULL_LIMIT: i64 = 1000;
 pub const MAX_PULL_LIMIT: i64 = 10_000;
 
 /// `POST /v1/projects/{id}/sync/push` request body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushRequest {
     #[serde(default)]
@@ -27,6 +28,7 @@ pub struct PushRequest {
 }
 
 /// One action_log row as a td client pushes it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushEvent {
     pub client_action_id: i64,
@@ -34,11 +36,14 @@ pub struct PushEvent {
     pub entity_type: String,
     #[serde(default)]
     pub entity_id: String,
+    /// `{"new_data":{…},"previous_data":{…},"schema_version":1}`, stored byte for byte.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Box<RawValue>,
     pub client_timestamp: String,
 }
 
 /// `POST …/sync/push` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushResponse {
     pub accepted: i64,
@@ -49,12 +54,14 @@ pub struct PushResponse {
     pub rejected: Vec<Rejection>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     pub client_action_id: i64,
     pub server_seq: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     pub client_action_id: i64,
@@ -96,6 +103,7 @@ pub struct PullQuery {
 }
 
 /// `GET …/sync/pull` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PullResponse {
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -105,6 +113,7 @@ pub struct PullResponse {
 }
 
 /// One event as the server returns it on pull.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PullEvent {
     pub server_seq: i64,
@@ -114,11 +123,13 @@ pub struct PullEvent {
     pub action_type: String,
     pub entity_type: String,
     pub entity_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Box<RawValue>,
     pub client_timestamp: String,
 }
 
 /// `GET …/sync/status` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncStatus {
     pub event_count: i64,
@@ -143,6 +154,7 @@ pub mod error_code {
 
 /// An error body that both of td's readers understand: the client reads the top-level
 /// `code`/`message`, the reference server's own tools read the nested `error` object.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub code: String,
@@ -150,6 +162,7 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub code: String,

@@ -50,6 +50,20 @@ impl Durability {
     }
 }
 
+/// Replays the log of the shard file at `path` into a scratch projection and compares it with
+/// the file's own projection ([`Tenants::rebuild_check`]), opening the file read-only: for an
+/// observer beside the process that owns the data directory (the harness judging a running
+/// `tdsync serve`).
+pub fn rebuild_check_file(path: &Path) -> Result<RebuildReport, StoreError> {
+    let sql = |e| StoreError::sql(path, e);
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    shard::check_against_replay(&conn, path)
+}
+
 /// Where shards live and how many stay open.
 #[derive(Debug, Clone)]
 pub struct TenantsConfig {
@@ -272,6 +286,13 @@ impl Tenants {
         project: &ProjectId,
     ) -> Result<Vec<DeviceClock>, StoreError> {
         self.shard(tenant, project)?.device_clocks()
+    }
+
+    /// The head seq of a project whose shard is open right now, from memory (no I/O, never
+    /// blocks): what a pull at the head needs. None when the shard is not open.
+    pub fn open_head(&self, tenant: &TenantId, project: &ProjectId) -> Option<i64> {
+        let key = (tenant.clone(), project.clone());
+        self.pool.get_open(&key).map(|s| s.status().last_server_seq)
     }
 
     /// Shards currently open.

@@ -65,6 +65,15 @@ impl ShardPool {
         Ok(shard)
     }
 
+    /// The shard for `key` if it is open right now (never opens one: no I/O).
+    pub fn get_open(&self, key: &Key) -> Option<Arc<Shard>> {
+        let mut st = self.state.lock();
+        if let Some(s) = st.open.get(key) {
+            return Some(s.clone());
+        }
+        st.live.get(key).and_then(Weak::upgrade)
+    }
+
     /// Shards currently held open by the pool.
     pub fn open_count(&self) -> usize {
         self.state.lock().open.len()

@@ -18,7 +18,7 @@
 //!   before every RFC 3339 time of the same day and so hides the synthetic event from td's
 //!   own "newest event of this issue" test.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, FixedOffset, TimeDelta};
 use rusqlite::{Connection, OptionalExtension, params, types::ValueRef};
@@ -168,29 +168,13 @@ impl TdDatabase {
             }
             let mut n = 0;
             for table in &TABLES {
-                n += backfill_rows(tx, path, table, session_id, Missing::Any)?;
+                n += backfill_rows(tx, path, table, session_id)?;
             }
             n += backfill_stale_issues(tx, path, session_id)?;
             Ok(n)
         })?;
         self.backfill_ran.set(true);
         Ok(n)
-    }
-
-    /// Synthesises a `create` for every row whose only create-style event was undone before it
-    /// was ever pushed while the row itself lives on (td's `undo` of a create soft-deletes the
-    /// row; a later `restore` brings it back). td never sends such a row — its create is
-    /// skipped as undone — so every other replica lacks it for good. Unlike the first-sync
-    /// backfill this runs before every push: the rows it finds were created here, never pulled.
-    pub fn backfill_lost_creates(&self, session_id: &str) -> Result<usize, TdDbError> {
-        let path = &self.path;
-        self.write("backfill lost creates", |tx| {
-            let mut n = 0;
-            for table in &TABLES {
-                n += backfill_rows(tx, path, table, session_id, Missing::UndoneBeforePush)?;
-            }
-            Ok(n)
-        })
     }
 
     /// Whether this handle has run the backfill (see [`TdDatabase::pending`]).
@@ -206,13 +190,58 @@ struct Synthetic {
     timestamp: String,
 }
 
-/// Which rows lack a create event that would reproduce them on a peer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Missing {
-    /// No live create-style event at all (td's first-sync backfill).
-    Any,
-    /// Only create-style events that were undone before they were pushed.
-    UndoneBeforePush,
+/// The rowids of creates td undid before they were ever pushed, for rows that outlived the
+/// undo (td's undo of an issue create soft-deletes the issue; a later `restore` brings it
+/// back; a position's undo soft-deletes the position). td never sends an undone row, so every
+/// other replica would lack the row for good — and the row's later events (its delete, its
+/// comments) would reach them without it. tdsync sends such a create after all, in its own
+/// place in the log: before everything that followed it. Only entities without a live
+/// create-style event qualify (one that has one reaches peers through it).
+pub(crate) fn lost_creates(
+    conn: &Connection,
+    path: &std::path::Path,
+) -> Result<BTreeSet<i64>, TdDbError> {
+    let mut out = BTreeSet::new();
+    for t in &TABLES {
+        let table = t.entity.table();
+        if !schema::table_exists(conn, table).ctx(path, "read schema")? {
+            continue;
+        }
+        let (aliases, creates) = t.lists();
+        let sql = format!(
+            "SELECT MIN(al.rowid) FROM action_log al JOIN {table} t ON t.id = al.entity_id \
+             WHERE al.entity_type IN ({aliases}) AND al.action_type IN ({creates}) \
+             AND al.undone = 1 AND al.synced_at IS NULL AND NOT EXISTS (\
+               SELECT 1 FROM action_log l WHERE l.entity_id = al.entity_id \
+               AND l.entity_type IN ({aliases}) AND l.action_type IN ({creates}) AND l.undone = 0) \
+             GROUP BY al.entity_id"
+        );
+        let mut stmt = conn.prepare(&sql).ctx(path, "find lost creates")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .ctx(path, "find lost creates")?;
+        for rowid in rows {
+            out.insert(rowid.ctx(path, "find lost creates")?);
+        }
+    }
+    Ok(out)
+}
+
+impl Backfillable {
+    /// Its entity-type spellings and its create-style action types, as SQL lists.
+    fn lists(&self) -> (String, String) {
+        let list = |items: &[&str]| {
+            items
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        (
+            list(self.aliases),
+            list(&[self.creates, &["create"]].concat()),
+        )
+    }
 }
 
 fn backfill_rows(
@@ -220,7 +249,6 @@ fn backfill_rows(
     path: &std::path::Path,
     t: &Backfillable,
     session_id: &str,
-    missing: Missing,
 ) -> Result<usize, TdDbError> {
     let table = t.entity.table();
     if !schema::table_exists(conn, table).ctx(path, "read schema")? {
@@ -238,21 +266,7 @@ fn backfill_rows(
     {
         filter.push_str(" AND t.is_builtin = 0");
     }
-    let list = |items: &[&str]| {
-        items
-            .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (aliases, creates) = (list(t.aliases), list(&[t.creates, &["create"]].concat()));
-    if missing == Missing::UndoneBeforePush {
-        filter.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM action_log al WHERE al.entity_id = t.id \
-             AND al.entity_type IN ({aliases}) AND al.action_type IN ({creates}) \
-             AND al.undone = 1 AND al.synced_at IS NULL)"
-        ));
-    }
+    let (aliases, creates) = t.lists();
     let sql = format!(
         "SELECT * FROM {table} t WHERE NOT EXISTS (\
              SELECT 1 FROM action_log al WHERE al.entity_id = t.id \

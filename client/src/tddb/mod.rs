@@ -70,6 +70,8 @@ pub struct TdDatabase {
     /// Whether this handle has run td's backfill: [`TdDatabase::pending`] runs it once per
     /// handle, as td runs it once per push, so paging through a backlog never re-synthesises.
     backfill_ran: Cell<bool>,
+    /// Rowids of undone creates to send after all, found by [`TdDatabase::pending`].
+    lost_creates: RefCell<std::collections::BTreeSet<i64>>,
     #[cfg(feature = "fault-injection")]
     apply_fault: Cell<Option<tdsync_projection::ApplyFault>>,
 }
@@ -160,6 +162,7 @@ impl TdDatabase {
             schema_cookie: Cell::new(cookie),
             td_version: Cell::new(version),
             backfill_ran: Cell::new(false),
+            lost_creates: RefCell::default(),
             #[cfg(feature = "fault-injection")]
             apply_fault: Cell::new(None),
         })

@@ -5,7 +5,9 @@ use serde_json::value::RawValue;
 use tdsync_protocol::{ActionType, EntityType, Envelope, timestamp, wire::PushEvent};
 
 use super::{
-    TdDatabase, cell_text as text,
+    TdDatabase,
+    backfill::lost_creates,
+    cell_text as text,
     error::{SqlContext, TdDbError},
     state::max_pulled_seq,
 };
@@ -15,8 +17,9 @@ use super::{
 pub struct Pending {
     /// In action_log rowid order; `client_action_id` is the rowid.
     pub events: Vec<PushEvent>,
-    /// Rows among those scanned that can never be pushed. td skips them silently and they stay
-    /// pending forever; they are listed so the caller can report them.
+    /// Rows of this page (up to its last event, or to the end) that can never be pushed. td
+    /// skips them silently and they stay pending forever; they are listed so the caller can
+    /// report them.
     pub unsendable: Vec<Unsendable>,
     /// Synthetic events the first-sync backfill wrote before this read.
     pub backfilled: usize,
@@ -63,11 +66,14 @@ impl std::fmt::Display for UnsendableReason {
 
 impl TdDatabase {
     /// The first `limit` pending events. While the database has never pulled, td's backfill
-    /// runs first (as td's push does; once per handle), so pre-existing rows are included; rows
-    /// whose create was undone before it was pushed get one (see
-    /// [`TdDatabase::backfill_lost_creates`]); `session_id` is the session synthetic rows are
-    /// written for.
+    /// runs first (as td's push does; once per handle), so pre-existing rows are included;
+    /// `session_id` is the session synthetic rows are written for. Creates td undid before
+    /// they were pushed, of rows that outlived the undo, are pending too, in their own place
+    /// (see `backfill::lost_creates`).
     pub fn pending(&self, session_id: &str, limit: usize) -> Result<Pending, TdDbError> {
+        // Before the backfill, whose synthetic creates would hide them (and land last).
+        self.lost_creates
+            .replace(lost_creates(&self.conn, &self.path)?);
         let mut backfilled = 0;
         let mut backfill_error = None;
         if !self.backfill_has_run()
@@ -82,7 +88,6 @@ impl TdDatabase {
                 Err(e) => backfill_error = Some(e.to_string()),
             }
         }
-        let backfilled = backfilled + self.backfill_lost_creates(session_id)?;
         let mut out = self.pending_after(0, limit)?;
         out.backfilled = backfilled;
         out.backfill_error = backfill_error;
@@ -90,7 +95,7 @@ impl TdDatabase {
     }
 
     /// Pending events with rowid above `after` (to page past rows a server rejected). Never
-    /// backfills.
+    /// backfills; sends the lost creates the last [`pending`](Self::pending) found.
     pub fn pending_after(&self, after: i64, limit: usize) -> Result<Pending, TdDbError> {
         let path = &self.path;
         if limit == 0 {
@@ -103,15 +108,21 @@ impl TdDatabase {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT rowid, id, action_type, entity_type, entity_id, new_data, previous_data, timestamp \
-                 FROM action_log WHERE synced_at IS NULL AND undone = 0 AND rowid > ?1 ORDER BY rowid",
+                "SELECT rowid, id, action_type, entity_type, entity_id, new_data, previous_data, timestamp, undone \
+                 FROM action_log WHERE synced_at IS NULL AND rowid > ?1 ORDER BY rowid",
             )
             .ctx(path, OP)?;
         let mut rows = stmt.query([after]).ctx(path, OP)?;
         let mut out = Pending::default();
+        let lost = self.lost_creates.borrow();
         while let Some(r) = rows.next().ctx(path, OP)? {
+            let rowid: i64 = r.get(0).ctx(path, OP)?;
+            let undone = r.get::<_, Option<i64>>(8).ctx(path, OP)?.unwrap_or(0) != 0;
+            if undone && !lost.contains(&rowid) {
+                continue;
+            }
             let row = Row {
-                rowid: r.get(0).ctx(path, OP)?,
+                rowid,
                 id: text(r.get(1).ctx(path, OP)?),
                 action_type: text(r.get(2).ctx(path, OP)?).unwrap_or_default(),
                 entity_type: text(r.get(3).ctx(path, OP)?).unwrap_or_default(),
@@ -123,6 +134,9 @@ impl TdDatabase {
             match row.to_event(path)? {
                 Ok(_) if out.events.len() == limit => {
                     out.has_more = true;
+                    // Rows past the last event belong to the next page, which reports them.
+                    let last = out.events.last().map_or(after, |e| e.client_action_id);
+                    out.unsendable.retain(|u| u.rowid < last);
                     break;
                 }
                 Ok(event) => out.events.push(event),

@@ -1,6 +1,8 @@
 //! How a client reaches a server: td's three sync calls for one project. The engine only sees
 //! this trait, so the same sync code runs in-process (tests, harness) and over HTTP.
 
+#[cfg(feature = "faults")]
+pub mod faulty;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "in-process")]
@@ -47,6 +49,20 @@ impl TransportError {
 
 /// Shared references transport like the transport itself (the agent and tests share one).
 impl<T: Transport + Sync> Transport for std::sync::Arc<T> {
+    fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
+        (**self).push(request)
+    }
+    fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
+        (**self).pull(query)
+    }
+    fn status(&self) -> Result<SyncStatus, TransportError> {
+        (**self).status()
+    }
+}
+
+/// A boxed transport (a client whose transport is chosen at run time) transports like its
+/// contents.
+impl<T: Transport + ?Sized> Transport for Box<T> {
     fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
         (**self).push(request)
     }

@@ -9,7 +9,7 @@ pub const BIG: Scenario = Scenario {
     about: "a 10,000-issue project (about 50k events) pushed by one client and onboarded by a fresh one",
     in_all: false,
     build: |b: &mut Builder| {
-        b.clients(2);
+        b.actors(2);
         let events = b.budget(50_000) as u32;
         b.act(Action::ImportHistory { client: 0, events });
         b.sync(0);

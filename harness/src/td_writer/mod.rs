@@ -22,6 +22,7 @@ mod issues;
 mod logged;
 mod notes;
 mod policy;
+mod raw;
 mod reads;
 mod relations;
 mod reviews;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row as SqlRow, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tdsync_projection::value::{read_row, row_to_json};
 use tdsync_protocol::{ActionType, EntityType, payload::go_marshal, timestamp};
@@ -19,7 +19,8 @@ pub const RESTORE_DEVICE: &str = "tdsync-server";
 const RESTORE_SESSION: &str = "tdsync-restore";
 
 /// One clobbered version.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Conflict {
     pub id: i64,
     pub entity_type: String,
@@ -27,11 +28,13 @@ pub struct Conflict {
     /// Columns whose unseen value was overwritten.
     pub fields: Vec<String>,
     /// The row as it was before it was overwritten.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub clobbered: Value,
     /// The event that last wrote the clobbered row (None if it predates tracking).
     pub clobbered_seq: Option<i64>,
     pub clobbered_device: Option<String>,
     /// The row after the winning write (null when the write deleted it).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub winner: Value,
     pub winning_seq: i64,
     pub winning_device: String,
@@ -51,6 +54,7 @@ pub struct ConflictFilter {
 }
 
 /// What a restore wrote.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Restored {
     pub conflict_id: i64,

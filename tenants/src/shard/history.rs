@@ -10,6 +10,7 @@ use super::Shard;
 use crate::error::StoreError;
 
 /// One event of an entity's history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
     pub server_seq: i64,
@@ -19,8 +20,10 @@ pub struct HistoryEntry {
     pub client_timestamp: String,
     pub server_timestamp: String,
     /// The writer's image of the row before its change (`previous_data`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub before: Value,
     /// The writer's image after its change (`new_data`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub after: Value,
     /// Why the projection did not apply this event, if it did not.
     pub skipped: Option<String>,

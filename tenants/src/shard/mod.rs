@@ -22,6 +22,7 @@ pub use clock::DeviceClock;
 pub use conflicts::{Conflict, ConflictFilter, Restored};
 pub use history::HistoryEntry;
 pub use rebuild::RebuildReport;
+pub(crate) use rebuild::check_against_replay;
 pub use snapshot::Snapshot;
 
 use crate::{

@@ -1,7 +1,7 @@
 //! Re-deriving the projection from the log: verifying that the live projection equals a fresh
 //! replay, rebuilding it in place, and replaying a prefix of the log (for history).
 
-use std::time::Instant;
+use std::{path::Path, time::Instant};
 
 use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
@@ -110,6 +110,42 @@ pub(super) fn scratch_projection() -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Replays the whole log of the shard open on `conn` into a scratch projection and compares it
+/// with the live one, in one read transaction (the log and the projection at one snapshot).
+pub(crate) fn check_against_replay(
+    conn: &Connection,
+    path: &Path,
+) -> Result<RebuildReport, StoreError> {
+    let started = Instant::now();
+    let sql = |e| StoreError::sql(path, e);
+    conn.execute_batch("BEGIN").map_err(sql)?;
+    let result = (|| {
+        let mut scratch = scratch_projection().map_err(sql)?;
+        let tx = scratch.transaction().map_err(sql)?;
+        let events = replay(conn, &tx, i64::MAX).map_err(|e| match e {
+            LogError::Sql(e) => sql(e),
+            LogError::Transient { seq, source } => StoreError::ApplyFailed {
+                path: path.to_path_buf(),
+                seq,
+                source,
+            },
+        })?;
+        tx.commit().map_err(sql)?;
+        let fresh = Dump::read(&scratch).map_err(sql)?;
+        let live = Dump::read(conn).map_err(sql)?;
+        let divergence = live.first_difference(&fresh).map(|d| d.to_string());
+        Ok(RebuildReport {
+            events,
+            rows: live.row_count(),
+            millis: started.elapsed().as_millis(),
+            matches: divergence.is_none(),
+            divergence,
+        })
+    })();
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
 /// Applies the log up to `up_to` from `src` onto `target` (inside `tx`).
 fn replay(src: &Connection, tx: &Transaction<'_>, up_to: i64) -> Result<i64, LogError> {
     let applier = Applier::new(tx)?;
@@ -128,29 +164,7 @@ fn replay(src: &Connection, tx: &Transaction<'_>, up_to: i64) -> Result<i64, Log
 impl Shard {
     /// Replays the whole log into a scratch projection and compares it with the live one.
     pub(crate) fn rebuild_check(&self) -> Result<RebuildReport, StoreError> {
-        let started = Instant::now();
-        self.read(|conn| {
-            // One read transaction: the log and the projection are read at the same snapshot.
-            conn.execute_batch("BEGIN").map_err(|e| self.sql_err(e))?;
-            let result = (|| {
-                let mut scratch = scratch_projection().map_err(|e| self.sql_err(e))?;
-                let tx = scratch.transaction().map_err(|e| self.sql_err(e))?;
-                let events = replay(conn, &tx, i64::MAX).map_err(|e| self.log_err(e))?;
-                tx.commit().map_err(|e| self.sql_err(e))?;
-                let fresh = Dump::read(&scratch).map_err(|e| self.sql_err(e))?;
-                let live = Dump::read(conn).map_err(|e| self.sql_err(e))?;
-                let divergence = live.first_difference(&fresh).map(|d| d.to_string());
-                Ok(RebuildReport {
-                    events,
-                    rows: live.row_count(),
-                    millis: started.elapsed().as_millis(),
-                    matches: divergence.is_none(),
-                    divergence,
-                })
-            })();
-            let _ = conn.execute_batch("COMMIT");
-            result
-        })
+        self.read(|conn| check_against_replay(conn, &self.path))
     }
 
     /// Throws the projection (and its skip records) away and re-derives it from the
