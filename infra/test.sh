@@ -7,6 +7,18 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
+# Services (each a throwaway instance, stopped at exit): see infra/services.sh.
+source infra/services.sh
+trap services_cleanup EXIT
+step "services: PostgreSQL (control-plane tests)"
+ensure_postgres
+step "tools: headless Chromium (harness dashboard test)"
+ensure_chromium
+step "tools: td $TD_VERSION (td interop suite)"
+ensure_td
+# Tests that need a service fail, rather than skip, when it is missing.
+export TDSYNC_REQUIRE_SERVICES=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

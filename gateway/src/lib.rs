@@ -1,2 +1,16 @@
-//! The HTTP gateway speaking td's v1 sync API, and the `tdsync` binary. Nothing is here yet: the
-//! gateway issue builds it on top of `tdsync-tenants` and `tdsync-acl`.
+//! The HTTP gateway: td's v1 sync API (so an unmodified td syncs through it) plus tdsync's
+//! token and recovery routes, over the shard store (`tdsync-tenants`) and the control plane
+//! (`tdsync-acl`). It holds no state of its own: the token is checked with `acl`, the project's
+//! shard found in `tenants`, and the answer written in td's exact wire format.
+
+pub mod auth;
+pub mod bench;
+pub mod configuration;
+pub mod error;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

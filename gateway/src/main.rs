@@ -1,25 +1,55 @@
 //! `tdsync`: one binary for the server, its admin commands and the test harness. Each command
 //! family lives in the crate that owns its concept; this file only composes them.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "tdsync", version, about = "A multi-tenant sync service for td", long_about = None)]
 struct Cli {
+    /// Directory holding tdsync's data (shards, and the default SQLite control plane).
+    #[arg(
+        long,
+        global = true,
+        env = "TDSYNC_DATA_DIR",
+        default_value = "./tdsync-data",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// Control-plane store (tenants, projects, tokens): sqlite://PATH or
+    /// postgres://USER@HOST:PORT/DATABASE [default: sqlite://<DIR>/control-plane.db]
+    #[arg(long, global = true, env = "TDSYNC_CONTROL_PLANE", value_name = "URL")]
+    control_plane: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the sync server: td's v1 sync API (TD_SYNC_URL) with tokens (TD_AUTH_KEY).
+    Serve(tdsync_gateway::configuration::ServeArgs),
+    #[command(flatten)]
+    Admin(tdsync_acl::cli::AdminCommand),
     /// Run sync scenarios against a tdsync server and check that every replica converges.
     Harness(tdsync_harness::cli::HarnessArgs),
+    /// Load-test a sync server (this one in-process, or any td-compatible one with --url):
+    /// push, pull at the head, a pull page and snapshots, each next to a same-command baseline.
+    Bench(tdsync_gateway::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
+    let control_plane = tdsync_acl::cli::Location {
+        data_dir: cli.data_dir,
+        control_plane: cli.control_plane,
+    };
     let outcome = match cli.command {
+        Command::Serve(args) => serve(args, control_plane),
+        Command::Admin(command) => tdsync_acl::cli::run(command, &control_plane),
         Command::Harness(args) => tdsync_harness::cli::run(args),
+        Command::Bench(args) => tdsync_gateway::bench::run(args),
     };
     match outcome {
         Ok(code) => code,
@@ -28,4 +58,59 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(2)
         }
     }
+}
+
+/// `tdsync serve`: opens the stores, listens, and serves until SIGINT or SIGTERM.
+fn serve(
+    args: tdsync_gateway::configuration::ServeArgs,
+    location: tdsync_acl::cli::Location,
+) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    use tdsync_gateway::{configuration::Settings, startup, telemetry};
+    telemetry::init(args.log_format, &args.log);
+    let settings = Settings {
+        listen: args.listen,
+        data_dir: location.data_dir,
+        control_plane: location.control_plane,
+        max_open_shards: args.max_open_shards,
+        durability: args.durability,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let state = startup::open(&settings).await?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        // The bound address, not the asked one: `--listen 127.0.0.1:0` picks a free port.
+        let listen = listener.local_addr().context("reading the bound address")?;
+        tracing::info!(%listen, data_dir = %settings.data_dir.display(), "tdsync serving");
+        eprintln!(
+            "tdsync: serving on http://{listen} (data in {})",
+            settings.data_dir.display()
+        );
+        startup::serve(listener, state, startup::shutdown_signal()).await
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `tdsync … | head` closes stdout early; Rust's `println!` then panics. A command-line tool
+/// should end quietly instead, as Unix tools do — every command family prints with
+/// `println!`, so this is decided once, here.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -1,0 +1,322 @@
+//! `tdsync bench`: a load generator for td's v1 sync API, against a server it starts itself or
+//! any td-compatible server (`--url`, so td's own `td-sync` can be measured by the same command).
+//!
+//! Every figure is the median over rounds, next to a baseline measured in the same command
+//! (BENCHMARKS.md's house style): push throughput (baseline: the same batches straight into
+//! tdsync's store), pull at the head (baseline: `GET /healthz` on the same server), a 1000-event
+//! page (baseline: the same page from the store) and the snapshot of a 10,000-issue project
+//! (baseline: the store building and reading it). Progress goes to stderr, figures to stdout.
+
+mod histogram;
+mod http;
+mod pull;
+mod push;
+mod report;
+mod snapshot;
+mod target;
+mod workload;
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use clap::{Args, ValueEnum};
+use rand::RngCore;
+use tdsync_tenants::ProjectId;
+
+pub use histogram::Histogram;
+use http::{Conn, Endpoint};
+use report::{Figure, Header, load_average, num};
+use target::{Api, InProcess, Status};
+use workload::{Batches, Reference, SEED_EVENTS};
+
+const ABOUT: &str = "\
+Measure a sync server under load: push throughput (500-event batches of td-shaped events from N \
+concurrent devices), pull at the head (N concurrent pollers; req/s, p50/p99), one 1000-event pull \
+page (latency) and the snapshot of a 10,000-issue project (first build, cached download).
+
+Every figure is the median of --rounds rounds, printed next to a baseline measured by the same \
+command: the same batches pushed straight into tdsync's store; GET /healthz on the same server; \
+the same page from the store; the store building and reading the snapshot. Compare ratios across \
+runs, not raw numbers: the baselines move with the machine's load as much as the figures do.
+
+Without --url, tdsync bench starts its own tdsync in-process (own worker threads) on a free \
+loopback port, with a fresh temporary data directory and SQLite control plane, a tenant and a \
+write token, and removes it all at the end. With --url it measures any td-compatible server (td's \
+v1 API: tdsync, or td's own td-sync), creating the projects it needs with POST /v1/projects unless \
+--project names one (then every measurement uses that project, and events are added to it).
+
+Examples:
+  tdsync bench
+  tdsync bench --only pull-head --pollers 64 --duration 5
+  tdsync bench --url http://127.0.0.1:8080 --token tds_… --json";
+
+/// What `tdsync bench` can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Measurement {
+    /// Push throughput (events/s).
+    Push,
+    /// Pull at the head: req/s and p50/p99 latency.
+    PullHead,
+    /// One 1000-event pull page from a populated project: latency.
+    PullPage,
+    /// Snapshot of a 10,000-issue project: first build and cached download.
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(long_about = ABOUT)]
+pub struct BenchArgs {
+    /// Base URL of a running td-compatible server (td's TD_SYNC_URL). Without it, a tdsync is
+    /// started in-process on a free loopback port with a temporary data directory.
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub url: Option<String>,
+    /// Bearer token for --url (td's TD_AUTH_KEY): a tdsync token with write scope (tenant-wide
+    /// unless --project is given), or a td-sync API key.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TDSYNC_BENCH_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Project to measure (with --url); events are pushed into it. Without it, the bench creates
+    /// its projects with POST /v1/projects.
+    #[arg(long, value_name = "ID", requires = "url")]
+    pub project: Option<String>,
+    /// Concurrent pushing devices, each on its own connection.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub devices: usize,
+    /// Concurrent pollers for the pull at the head, each on its own connection.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub pollers: usize,
+    /// Seconds each timed round lasts (push, pull at the head, pull page; and each baseline).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub duration: f64,
+    /// Rounds per measurement; figures are their medians.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub rounds: usize,
+    /// Measure only these (comma-separated or repeated); all by default.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "WHAT")]
+    pub only: Vec<Measurement>,
+    /// Print the figures as one JSON document on stdout (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What every measurement uses.
+pub(crate) struct Ctx {
+    endpoint: Arc<Endpoint>,
+    /// A connection for setup calls (projects, status, single pushes).
+    setup: tokio::sync::Mutex<Conn>,
+    reference: Arc<Reference>,
+    project: Option<String>,
+    /// Makes this run's project names and session ids unique.
+    nonce: String,
+    rounds: usize,
+    duration: Duration,
+    devices: usize,
+    pollers: usize,
+}
+
+impl Ctx {
+    async fn create_project(&self, name: &str) -> anyhow::Result<String> {
+        Api(&mut *self.setup.lock().await)
+            .create_project(name)
+            .await
+    }
+
+    async fn status(&self, project: &str) -> anyhow::Result<Status> {
+        Api(&mut *self.setup.lock().await).status(project).await
+    }
+
+    async fn push(&self, project: &str, body: Bytes) -> anyhow::Result<i64> {
+        Api(&mut *self.setup.lock().await).push(project, body).await
+    }
+}
+
+/// The populated project (10,000 issues, 50k events), on the server and in the baseline store.
+pub(crate) struct Seeded {
+    project: String,
+    /// Issue ids are `td-<prefix>NNNNNN`.
+    prefix: String,
+    issues: usize,
+    reference: ProjectId,
+}
+
+/// `tdsync bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.devices == 0 || args.pollers == 0 || args.rounds == 0 {
+        bail!("--devices, --pollers and --rounds must be at least 1");
+    }
+    if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
+        bail!("--duration must be between 0 and 3600 seconds");
+    }
+    let server = match &args.url {
+        Some(_) => None,
+        None => {
+            eprintln!(
+                "bench: starting tdsync in-process (temporary data directory, SQLite control plane)"
+            );
+            Some(InProcess::start()?)
+        }
+    };
+    let (url, token) = match (&server, &args.url, &args.token) {
+        (Some(s), _, _) => (s.url.clone(), s.token.clone()),
+        (None, Some(url), Some(token)) => (url.clone(), token.clone()),
+        (None, _, _) => bail!("--url needs --token"),
+    };
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("tdsync-bench")
+        .enable_all()
+        .build()
+        .context("starting the bench runtime")?;
+    let outcome = client.block_on(measure(&args, &url, &token, server.is_some()));
+    // Connections close with the client runtime, then the server drains and stops.
+    client.shutdown_timeout(Duration::from_secs(2));
+    if let Some(server) = server {
+        server.stop()?;
+    }
+    let (header, figures) = outcome?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::json(&header, &figures))?
+        );
+    } else {
+        print!("{}", report::text(&header, &figures));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn measure(
+    args: &BenchArgs,
+    url: &str,
+    token: &str,
+    in_process: bool,
+) -> anyhow::Result<(Header, Vec<Figure>)> {
+    let endpoint = Endpoint::new(url, token).await?;
+    let mut setup = endpoint.connect().await?;
+    setup.get("/healthz", false).await?.ok("GET /healthz")?;
+    let reference = Arc::new(
+        tokio::task::spawn_blocking(Reference::open)
+            .await
+            .context("opening the baseline store")??,
+    );
+    let mut nonce = [0u8; 4];
+    rand::rng().fill_bytes(&mut nonce);
+    let ctx = Ctx {
+        endpoint,
+        setup: tokio::sync::Mutex::new(setup),
+        reference,
+        project: args.project.clone(),
+        nonce: nonce.iter().map(|b| format!("{b:02x}")).collect(),
+        rounds: args.rounds,
+        duration: Duration::from_secs_f64(args.duration),
+        devices: args.devices,
+        pollers: args.pollers,
+    };
+    let want = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
+    let load_before = load_average();
+    let mut figures = Vec::new();
+    if want(Measurement::Push) {
+        figures.push(push::run(&ctx).await?);
+    }
+    let seeded = if want(Measurement::PullPage) || want(Measurement::Snapshot) {
+        Some(seed(&ctx).await?)
+    } else {
+        None
+    };
+    if want(Measurement::PullHead) {
+        let project = match (&seeded, &ctx.project) {
+            (Some(s), _) => s.project.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => {
+                let p = ctx
+                    .create_project(&format!("bench-head-{}", ctx.nonce))
+                    .await?;
+                let batch = Batches::new("bench-head", &format!("h{}_", ctx.nonce), 500)?;
+                ctx.push(&p, batch.body(0, &format!("ses_head_{}", ctx.nonce)))
+                    .await?;
+                p
+            }
+        };
+        figures.push(pull::head(&ctx, &project).await?);
+    }
+    if let Some(seeded) = &seeded {
+        if want(Measurement::PullPage) {
+            figures.push(pull::page(&ctx, seeded).await?);
+        }
+        if want(Measurement::Snapshot) {
+            figures.extend(snapshot::run(&ctx, seeded).await?);
+        }
+    }
+    let header = Header {
+        target: url.to_string(),
+        in_process,
+        rounds: args.rounds,
+        duration_secs: args.duration,
+        devices: args.devices,
+        pollers: args.pollers,
+        load_before,
+        load_after: load_average(),
+    };
+    Ok((header, figures))
+}
+
+/// Fills a project with 10,000 issues (50,000 td-shaped events in 500-event batches from one
+/// device), on the server (unless the --project given already holds as many events) and in the
+/// baseline store.
+async fn seed(ctx: &Ctx) -> anyhow::Result<Seeded> {
+    let prefix = format!("s{}_", ctx.nonce);
+    let batches = Arc::new(Batches::new("bench-seed", &prefix, SEED_EVENTS)?);
+    let session = format!("ses_seed_{}", ctx.nonce);
+    let project = match &ctx.project {
+        Some(p) => p.clone(),
+        None => {
+            ctx.create_project(&format!("bench-populated-{}", ctx.nonce))
+                .await?
+        }
+    };
+    let have = ctx.status(&project).await?.event_count;
+    if have < SEED_EVENTS as i64 {
+        eprintln!(
+            "seed: pushing {} events (10,000 issues) into project {project}",
+            num(SEED_EVENTS as f64)
+        );
+        let started = std::time::Instant::now();
+        for i in 0..batches.json.len() {
+            let n = ctx.push(&project, batches.body(i, &session)).await?;
+            if n != batches.events_in(i) {
+                bail!(
+                    "a seed batch of {} events accepted {n}",
+                    batches.events_in(i)
+                );
+            }
+        }
+        eprintln!(
+            "seed: {} events/s from one device",
+            num(SEED_EVENTS as f64 / started.elapsed().as_secs_f64())
+        );
+    } else {
+        eprintln!("seed: project {project} already holds {have} events; not adding more");
+    }
+    let reference = ctx.reference.clone();
+    let b = batches.clone();
+    let p = tokio::task::spawn_blocking(move || {
+        let p = reference.create_project("populated")?;
+        let mut requests = b.requests.lock().unwrap_or_else(|e| e.into_inner());
+        for r in requests.iter_mut() {
+            r.session_id = session.clone();
+            reference.push(&p, r)?;
+        }
+        anyhow::Ok(p)
+    })
+    .await??;
+    Ok(Seeded {
+        project,
+        prefix,
+        issues: SEED_EVENTS / 5,
+        reference: p,
+    })
+}

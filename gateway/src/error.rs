@@ -1,0 +1,118 @@
+//! HTTP errors. Every error body carries both shapes td's readers use —
+//! `{"code","message","error":{"code","message"}}` — so td's client recognises 401/403/404
+//! (it reads the top level) and tools written for td's server keep working (they read the
+//! nested object). Codes are td's (`../shared/reference/td-wire-protocol.md` §1.3).
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use tdsync_protocol::wire::{ErrorBody, error_code};
+
+/// An error answer: status, td's code, and a message that says what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, error_code::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, error_code::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            error_code::INSUFFICIENT_SCOPE,
+            message,
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, error_code::NOT_FOUND, message)
+    }
+
+    /// A project this token cannot see answers exactly like one that does not exist, so project
+    /// ids of other tenants do not leak.
+    pub fn no_such_project(id: &str) -> ApiError {
+        ApiError::not_found(format!("project {id} not found"))
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code::INTERNAL,
+            message,
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            error_code::INTERNAL,
+            message,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
+        }
+        (self.status, Json(ErrorBody::new(self.code, self.message))).into_response()
+    }
+}
+
+impl From<tdsync_tenants::StoreError> for ApiError {
+    fn from(e: tdsync_tenants::StoreError) -> ApiError {
+        use tdsync_tenants::StoreError as E;
+        match e {
+            E::BadRequest(m) => ApiError::bad_request(m),
+            E::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            E::AlreadyExists(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{what} already exists"),
+            ),
+            E::ApplyFailed { .. } | E::DataDirBusy { .. } => ApiError::unavailable(e.to_string()),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tdsync_acl::AuthError> for ApiError {
+    fn from(e: tdsync_acl::AuthError) -> ApiError {
+        ApiError::from(tdsync_acl::AclError::Auth(e))
+    }
+}
+
+impl From<tdsync_acl::AclError> for ApiError {
+    fn from(e: tdsync_acl::AclError) -> ApiError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let code = match status.as_u16() {
+            400 => error_code::BAD_REQUEST,
+            401 => error_code::UNAUTHORIZED,
+            403 => error_code::INSUFFICIENT_SCOPE,
+            404 => error_code::NOT_FOUND,
+            409 => "conflict",
+            _ => error_code::INTERNAL,
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}

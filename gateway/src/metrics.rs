@@ -1,0 +1,190 @@
+//! Prometheus metrics, rendered in the text exposition format at `GET /metrics`: requests by
+//! route and status, latency histograms by route, events pushed, pulls served, open shards.
+//! A small registry of our own: a handful of series does not need a metrics framework.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+/// Latency bucket bounds in seconds (a pull at the head is tens of microseconds; a big push or
+/// a snapshot seconds).
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    events_pushed: AtomicU64,
+    events_pulled: AtomicU64,
+    pulls: AtomicU64,
+}
+
+impl Metrics {
+    /// One finished request. `route` is the matched route template (never a raw path, so
+    /// project ids do not multiply series).
+    pub fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        {
+            let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            *r.entry((route.to_string(), method.to_string(), status))
+                .or_default() += 1;
+        }
+        let secs = elapsed.as_secs_f64();
+        let mut l = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let h = l.entry(route.to_string()).or_default();
+        h.count += 1;
+        h.sum += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn pushed(&self, events: u64) {
+        self.events_pushed.fetch_add(events, Ordering::Relaxed);
+    }
+
+    pub fn pulled(&self, events: u64) {
+        self.pulls.fetch_add(1, Ordering::Relaxed);
+        self.events_pulled.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// The exposition text; `open_shards` is read from the store at scrape time.
+    pub fn render(&self, open_shards: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_http_requests_total HTTP requests by route, method and status."
+        );
+        let _ = writeln!(out, "# TYPE tdsync_http_requests_total counter");
+        for ((route, method, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "tdsync_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_http_request_duration_seconds Request latency by route."
+        );
+        let _ = writeln!(out, "# TYPE tdsync_http_request_duration_seconds histogram");
+        for (route, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let route = escape(route);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "tdsync_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "tdsync_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "tdsync_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "tdsync_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "tdsync_events_pushed_total",
+            "Events newly stored by pushes.",
+            self.events_pushed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "tdsync_pulls_total",
+            "Pull requests answered.",
+            self.pulls.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "tdsync_events_pulled_total",
+            "Events sent by pulls.",
+            self.events_pulled.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_open_shards Project shards open right now.\n# TYPE tdsync_open_shards gauge\ntdsync_open_shards {open_shards}"
+        );
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::default();
+        m.request(
+            "/v1/projects/{id}/sync/pull",
+            "GET",
+            200,
+            Duration::from_micros(80),
+        );
+        m.request(
+            "/v1/projects/{id}/sync/pull",
+            "GET",
+            200,
+            Duration::from_millis(3),
+        );
+        m.pushed(5);
+        m.pulled(7);
+        let text = m.render(2);
+        assert!(text.contains(r#"tdsync_http_requests_total{route="/v1/projects/{id}/sync/pull",method="GET",status="200"} 2"#), "{text}");
+        assert!(text.contains(r#"le="0.0001"} 1"#));
+        assert!(text.contains(r#"le="0.005"} 2"#));
+        assert!(text.contains("tdsync_events_pushed_total 5"));
+        assert!(text.contains("tdsync_pulls_total 1"));
+        assert!(text.contains("tdsync_open_shards 2"));
+    }
+}

@@ -1,0 +1,196 @@
+//! td's project members, mapped onto tokens: the "members" of a project are the active tokens
+//! that reach it, with td's role names (read = reader, write = writer, admin = owner). td's
+//! invite-by-email needs an email user system; tdsync has tokens instead, so `POST` explains
+//! which `tdsync token mint` command to run.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use tdsync_acl::{Action, Actor, Scopes, TdRole, TokenId, TokenState};
+use utoipa::ToSchema;
+
+use crate::{auth::Caller, error::ApiError, state::AppState};
+
+/// td's member object; `user_id` is the token id and `email` its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberResponse {
+    pub project_id: String,
+    pub user_id: String,
+    pub email: String,
+    /// `owner`, `writer` or `reader`.
+    pub role: String,
+    /// The token this one was minted from, if any.
+    pub invited_by: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct RoleChange {
+    /// `owner`, `writer` or `reader`.
+    pub role: String,
+}
+
+/// `GET /v1/projects/{id}/members`
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/members", tag = "members",
+    params(("id" = String, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "Active tokens that reach the project, with td role names", body = Vec<MemberResponse>),
+        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<MemberResponse>>, ApiError> {
+    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let now = state.acl().now();
+    let tokens = state.acl().tokens(&project.project.tenant).await?;
+    // A token without a td role (only `mint`) cannot read the project, so it is no member.
+    let members = tokens
+        .iter()
+        .filter(|t| t.state(now) == TokenState::Active && t.projects.covers(&project.project.id))
+        .filter_map(|t| {
+            Some(MemberResponse {
+                project_id: project.project.id.to_string(),
+                user_id: t.id.to_string(),
+                email: t.name.clone(),
+                role: TdRole::of(t.scopes)?.as_str().to_string(),
+                invited_by: t
+                    .parent
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                created_at: t
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+        .collect();
+    Ok(Json(members))
+}
+
+/// `POST /v1/projects/{id}/members`: not supported (no email users); answers 422 with the
+/// command that gives someone access instead.
+#[utoipa::path(
+    post, path = "/v1/projects/{id}/members", tag = "members",
+    params(("id" = String, Path, description = "Project id")),
+    responses((status = 422, description = "Invitations by email do not exist in tdsync; mint a token instead", body = tdsync_protocol::wire::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let project = state.project(&caller, &id, Action::ManageMembers).await?;
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable",
+        format!(
+            "tdsync has no email invitations: give the person a token instead, e.g. \
+             `tdsync token mint --tenant {} --scope write --project {} --name <who>`, \
+             then they set TD_AUTH_KEY to it",
+            project.project.tenant, project.project.id
+        ),
+    ))
+}
+
+/// The token `user_id` as a member of `project` that `caller` may manage: it must reach the
+/// project, and its project binding must lie within the caller's (a project's owner cannot
+/// change or revoke a token that also reaches projects the owner does not). Anything else is
+/// "not found", as a stranger's token is no member of this project.
+async fn member(
+    state: &AppState,
+    caller: &Caller,
+    project: &crate::auth::ProjectRef,
+    user_id: &str,
+) -> Result<TokenId, ApiError> {
+    let not_found = || {
+        ApiError::not_found(format!(
+            "member {user_id} of project {} not found",
+            project.project.id
+        ))
+    };
+    let token = TokenId::parse(user_id).map_err(|_| not_found())?;
+    let record = state.acl().token(&token).await.map_err(|_| not_found())?;
+    let reaches = record.tenant == project.project.tenant
+        && record.projects.covers(&project.project.id)
+        && record.projects.within(&caller.0.projects);
+    if reaches && record.revoked_at.is_none() {
+        Ok(token)
+    } else {
+        Err(not_found())
+    }
+}
+
+/// `PATCH /v1/projects/{id}/members/{user_id}`: changes a token's role (its scopes).
+#[utoipa::path(
+    patch, path = "/v1/projects/{id}/members/{user_id}", tag = "members",
+    params(("id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "Token id")),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "`{\"status\":\"updated\"}`"),
+        (status = 400, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let project = state.project(&caller, &id, Action::ManageMembers).await?;
+    let change: RoleChange = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
+    let role = TdRole::parse(&change.role).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "role must be owner, writer or reader, got {:?}",
+            change.role
+        ))
+    })?;
+    let token = member(&state, &caller, &project, &user_id).await?;
+    let actor = Actor::Token(caller.0.id.clone());
+    state
+        .acl()
+        .set_token_scopes(
+            &project.project.tenant,
+            &token,
+            Scopes::of(&[role.scope()]),
+            &actor,
+        )
+        .await?;
+    Ok(Json(serde_json::json!({"status": "updated"})))
+}
+
+/// `DELETE /v1/projects/{id}/members/{user_id}`: revokes the token (and its children).
+#[utoipa::path(
+    delete, path = "/v1/projects/{id}/members/{user_id}", tag = "members",
+    params(("id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, body = tdsync_protocol::wire::ErrorBody), (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let project = state.project(&caller, &id, Action::ManageMembers).await?;
+    let token = member(&state, &caller, &project, &user_id).await?;
+    state
+        .acl()
+        .revoke(&token, &Actor::Token(caller.0.id.clone()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,48 @@
+//! The route table: td's v1 routes, tdsync's extensions, and the service routes.
+
+pub mod members;
+pub mod meta;
+pub mod projects;
+pub mod recovery;
+pub mod sync;
+pub mod tokens;
+
+use axum::{
+    Router,
+    routing::{delete, get, patch, post},
+};
+
+use crate::state::AppState;
+
+/// Every route, with its handler.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(meta::health))
+        .route("/metrics", get(meta::metrics))
+        .route("/openapi.json", get(meta::openapi))
+        .route("/v1/projects", post(projects::create).get(projects::list))
+        .route("/v1/projects/{id}", get(projects::get))
+        .route("/v1/projects/{id}/sync/push", post(sync::push))
+        .route("/v1/projects/{id}/sync/pull", get(sync::pull))
+        .route("/v1/projects/{id}/sync/status", get(sync::status))
+        .route("/v1/projects/{id}/sync/snapshot", get(sync::snapshot))
+        .route(
+            "/v1/projects/{id}/members",
+            get(members::list).post(members::invite),
+        )
+        .route(
+            "/v1/projects/{id}/members/{user_id}",
+            patch(members::set_role).delete(members::remove),
+        )
+        .route("/v1/projects/{id}/conflicts", get(recovery::conflicts))
+        .route(
+            "/v1/projects/{id}/conflicts/{cid}/restore",
+            post(recovery::restore),
+        )
+        .route(
+            "/v1/projects/{id}/history/{entity_type}/{entity_id}",
+            get(recovery::history),
+        )
+        .route("/v1/tokens", post(tokens::mint).get(tokens::list))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+}

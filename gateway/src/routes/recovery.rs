@@ -1,0 +1,169 @@
+//! tdsync's recovery routes (td never calls them): the conflict log with restore, and every
+//! entity's history with its state as of any seq.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use serde::Serialize;
+use tdsync_acl::Action;
+use tdsync_protocol::EntityType;
+use tdsync_tenants::{Conflict, ConflictFilter, HistoryEntry, Restored};
+use utoipa::ToSchema;
+
+use crate::{auth::Caller, error::ApiError, state::AppState};
+
+fn int_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))),
+    }
+}
+
+fn entity(name: &str) -> Result<EntityType, ApiError> {
+    EntityType::parse(name)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown entity type {name:?}")))
+}
+
+/// `GET /v1/projects/{id}/conflicts[?entity_type=&entity_id=&after=&limit=]`
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/conflicts", tag = "recovery",
+    params(
+        ("id" = String, Path, description = "Project id"),
+        ("entity_type" = Option<String>, Query, description = "Only this entity (with entity_id)"),
+        ("entity_id" = Option<String>, Query, description = "Only this entity (with entity_type)"),
+        ("after" = Option<i64>, Query, description = "Conflicts with an id above this (paging)"),
+        ("limit" = Option<i64>, Query, description = "At most this many (default 1000, max 10000)"),
+    ),
+    responses(
+        (status = 200, description = "Clobbered versions with both sides", body = Vec<Conflict>),
+        (status = 400, body = tdsync_protocol::wire::ErrorBody), (status = 401, body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn conflicts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<Conflict>>, ApiError> {
+    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let filter_entity = match (params.get("entity_type"), params.get("entity_id")) {
+        (Some(t), Some(e)) => Some((entity(t)?, e.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "entity_type and entity_id go together",
+            ));
+        }
+    };
+    let filter = ConflictFilter {
+        entity: filter_entity,
+        after_id: int_param(&params, "after")?.unwrap_or(0),
+        limit: int_param(&params, "limit")?,
+    };
+    let (t, p) = (project.shard_tenant, project.shard_project);
+    Ok(Json(
+        state
+            .blocking(move |s| s.conflicts(&t, &p, &filter))
+            .await?,
+    ))
+}
+
+/// `POST /v1/projects/{id}/conflicts/{cid}/restore`: writes the clobbered version back as a
+/// new event that every client pulls.
+#[utoipa::path(
+    post, path = "/v1/projects/{id}/conflicts/{cid}/restore", tag = "recovery",
+    params(("id" = String, Path, description = "Project id"), ("cid" = i64, Path, description = "Conflict id")),
+    responses(
+        (status = 200, description = "The event that restored it", body = Restored),
+        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, cid)): Path<(String, String)>,
+) -> Result<Json<Restored>, ApiError> {
+    let project = state.project(&caller, &id, Action::PushEvents).await?;
+    let cid: i64 = cid.parse().map_err(|_| {
+        ApiError::bad_request(format!("conflict id must be an integer, got {cid:?}"))
+    })?;
+    let (t, p) = (project.shard_tenant, project.shard_project);
+    Ok(Json(
+        state
+            .blocking(move |s| s.restore_conflict(&t, &p, cid))
+            .await?,
+    ))
+}
+
+/// An entity's history, and optionally its state as of a seq.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HistoryBody {
+    pub entity_type: String,
+    pub entity_id: String,
+    pub events: Vec<HistoryEntry>,
+    /// With `?at=SEQ`: the projected row after every event up to SEQ (null if it did not exist).
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_at: Option<serde_json::Value>,
+}
+
+/// `GET /v1/projects/{id}/history/{entity_type}/{entity_id}[?at=SEQ]`
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/history/{entity_type}/{entity_id}", tag = "recovery",
+    params(
+        ("id" = String, Path, description = "Project id"),
+        ("entity_type" = String, Path, description = "e.g. issues, comments, notes (singular works too)"),
+        ("entity_id" = String, Path, description = "The entity's id"),
+        ("at" = Option<i64>, Query, description = "Also return the entity's state as of this seq"),
+    ),
+    responses(
+        (status = 200, body = HistoryBody),
+        (status = 400, body = tdsync_protocol::wire::ErrorBody), (status = 401, body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, entity_type, entity_id)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<HistoryBody>, ApiError> {
+    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let ty = entity(&entity_type)?;
+    let at = int_param(&params, "at")?;
+    let (t, p, eid) = (
+        project.shard_tenant,
+        project.shard_project,
+        entity_id.clone(),
+    );
+    let (events, state_at) = state
+        .blocking(move |s| {
+            let events = s.history(&t, &p, ty, &eid)?;
+            let state_at = match at {
+                Some(seq) => Some(
+                    s.state_at(&t, &p, ty, &eid, seq)?
+                        .unwrap_or(serde_json::Value::Null),
+                ),
+                None => None,
+            };
+            Ok((events, state_at))
+        })
+        .await?;
+    Ok(Json(HistoryBody {
+        entity_type: ty.as_str().to_string(),
+        entity_id,
+        events,
+        state_at,
+    }))
+}

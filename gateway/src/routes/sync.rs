@@ -1,0 +1,244 @@
+//! td's sync routes: push, pull, status and snapshot, field for field
+//! (`../shared/reference/td-wire-protocol.md` §1.7–1.10, §4).
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use tdsync_acl::Action;
+use tdsync_protocol::wire::{
+    MAX_PUSH_EVENTS, PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus, error_code,
+};
+
+use crate::{auth::Caller, error::ApiError, state::AppState};
+
+/// `POST /v1/projects/{id}/sync/push`
+#[utoipa::path(
+    post, path = "/v1/projects/{id}/sync/push", tag = "sync",
+    params(("id" = String, Path, description = "Project id")),
+    request_body = PushRequest,
+    responses(
+        (status = 200, description = "Events stored (acks) or already stored (duplicate rejections with their seq)", body = PushResponse),
+        (status = 400, description = "Malformed push; nothing was stored", body = tdsync_protocol::wire::ErrorBody),
+        (status = 401, description = "Missing, unknown, expired or revoked token", body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not write", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn push(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<PushResponse>, ApiError> {
+    let project = state.project(&caller, &id, Action::PushEvents).await?;
+    let request: PushRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
+    if request.events.len() > MAX_PUSH_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "too many events: {} in one push, the limit is {MAX_PUSH_EVENTS}",
+            request.events.len()
+        )));
+    }
+    let (t, p) = (project.shard_tenant, project.shard_project);
+    let response = state
+        .blocking(move |tenants| {
+            ensure_shard(tenants, &t, &p)?;
+            tenants.push(&t, &p, &request)
+        })
+        .await?;
+    state.metrics().pushed(response.accepted.max(0) as u64);
+    Ok(Json(response))
+}
+
+/// `GET /v1/projects/{id}/sync/pull?after_server_seq=&limit=&exclude_client=`
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/sync/pull", tag = "sync",
+    params(
+        ("id" = String, Path, description = "Project id"),
+        ("after_server_seq" = Option<i64>, Query, description = "Cursor: events after this seq (default 0)"),
+        ("limit" = Option<i64>, Query, description = "Page size, 1..10000 (default 1000; larger is capped)"),
+        ("exclude_client" = Option<String>, Query, description = "Leave out this device's own events"),
+    ),
+    responses(
+        (status = 200, description = "A page of events in server order", body = PullResponse),
+        (status = 400, description = "A query parameter is not a number, or limit < 1", body = tdsync_protocol::wire::ErrorBody),
+        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn pull(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<PullResponse>, ApiError> {
+    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let query = pull_query(&params)?;
+    let (t, p) = (project.shard_tenant, project.shard_project);
+    // At the head the answer is known without touching SQLite or leaving this worker.
+    if let Some(head) = state.tenants().open_head(&t, &p)
+        && query.after_server_seq >= head
+        && query.limit.is_none_or(|l| l >= 1)
+    {
+        state.metrics().pulled(0);
+        return Ok(Json(PullResponse {
+            events: Vec::new(),
+            last_server_seq: query.after_server_seq,
+            has_more: false,
+        }));
+    }
+    let page = state
+        .blocking(move |tenants| {
+            ensure_shard(tenants, &t, &p)?;
+            tenants.pull(&t, &p, &query)
+        })
+        .await?;
+    state.metrics().pulled(page.events.len() as u64);
+    Ok(Json(page))
+}
+
+fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
+    let int = |name: &str| -> Result<Option<i64>, ApiError> {
+        match params.get(name).map(|v| v.trim()) {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))
+            }),
+        }
+    };
+    Ok(PullQuery {
+        after_server_seq: int("after_server_seq")?.unwrap_or(0),
+        limit: int("limit")?,
+        exclude_client: params
+            .get("exclude_client")
+            .filter(|d| !d.is_empty())
+            .cloned(),
+    })
+}
+
+/// `GET /v1/projects/{id}/sync/status`
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/sync/status", tag = "sync",
+    params(("id" = String, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "Event count, head seq and the head's server time", body = SyncStatus),
+        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SyncStatus>, ApiError> {
+    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let (t, p) = (project.shard_tenant, project.shard_project);
+    let status = state
+        .blocking(move |tenants| {
+            ensure_shard(tenants, &t, &p)?;
+            tenants.status(&t, &p)
+        })
+        .await?;
+    Ok(Json(status))
+}
+
+/// `GET /v1/projects/{id}/sync/snapshot`: a td database of the projection at the head.
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/sync/snapshot", tag = "sync",
+    params(("id" = String, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "A td schema-38 SQLite database; `X-Snapshot-Seq` is the last seq it contains", content_type = "application/x-sqlite3", body = Vec<u8>),
+        (status = 404, description = "No events yet (`no_events`): td falls back to a normal pull", body = tdsync_protocol::wire::ErrorBody),
+        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let (t, p) = (project.shard_tenant, project.shard_project);
+    let snap = state
+        .blocking(move |tenants| {
+            ensure_shard(tenants, &t, &p)?;
+            tenants.snapshot(&t, &p)
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                error_code::NO_EVENTS,
+                format!("project {id} has no events yet"),
+            )
+        })?;
+    let bytes = tokio::fs::read(&snap.path).await.map_err(|e| {
+        ApiError::internal(format!("reading snapshot {}: {e}", snap.path.display()))
+    })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-sqlite3"),
+    );
+    headers.insert("X-Snapshot-Seq", HeaderValue::from(snap.seq));
+    Ok((headers, bytes).into_response())
+}
+
+/// A project the control plane knows gets its shard on first use (a crash between registering
+/// a project and creating its file leaves nothing half-made).
+pub(crate) fn ensure_shard(
+    tenants: &tdsync_tenants::Tenants,
+    t: &tdsync_tenants::TenantId,
+    p: &tdsync_tenants::ProjectId,
+) -> Result<(), tdsync_tenants::StoreError> {
+    if tenants.project_exists(t, p) {
+        return Ok(());
+    }
+    match tenants.create_project(t, p) {
+        Ok(()) | Err(tdsync_tenants::StoreError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_parameters_are_checked() {
+        let q = |pairs: &[(&str, &str)]| {
+            pull_query(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let ok = q(&[
+            ("after_server_seq", "5"),
+            ("limit", "100"),
+            ("exclude_client", "dev"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (ok.after_server_seq, ok.limit, ok.exclude_client.as_deref()),
+            (5, Some(100), Some("dev"))
+        );
+        assert_eq!(q(&[]).unwrap().after_server_seq, 0);
+        let err = q(&[("after_server_seq", "x")]).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("after_server_seq"));
+        assert!(q(&[("limit", "1.5")]).is_err());
+    }
+}

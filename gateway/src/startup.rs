@@ -1,0 +1,104 @@
+//! Building and running the server: open the stores, assemble the app, serve until told to
+//! stop, then shut down cleanly (finish requests in flight, flush last-used times, close
+//! every shard).
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{Router, ServiceExt, extract::Request, middleware};
+use tdsync_acl::{Acl, AclConfig, AnyStore, cli::Location};
+use tdsync_tenants::{Tenants, TenantsConfig};
+use tokio::net::TcpListener;
+use tower::Layer;
+
+use crate::{
+    configuration::{Durability, Settings},
+    middleware::{collapse_slashes, not_found, observe},
+    routes,
+    state::AppState,
+};
+
+/// Largest request body (td's server allows 10 MiB; `td serve` pushes unchunked backlogs).
+pub const BODY_LIMIT: usize = 16 << 20;
+
+/// Opens the shard store and the control plane named by `settings`.
+pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
+    let mut config = TenantsConfig::new(&settings.data_dir);
+    config.max_open_shards = settings.max_open_shards;
+    config.durability = match settings.durability {
+        Durability::Normal => tdsync_tenants::Durability::Normal,
+        Durability::Full => tdsync_tenants::Durability::Full,
+    };
+    let tenants = Tenants::open(config)
+        .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
+    let location = Location {
+        data_dir: settings.data_dir.clone(),
+        control_plane: settings.control_plane.clone(),
+    };
+    let url = location.url()?;
+    let store = AnyStore::open(&url)
+        .await
+        .with_context(|| format!("opening the control plane {url}"))?;
+    let acl = Acl::new(store, AclConfig::default());
+    Ok(AppState::new(Arc::new(tenants), Arc::new(acl)))
+}
+
+/// The application: duplicate slashes are collapsed before routing (so this wraps the router
+/// rather than being one of its layers).
+pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
+pub fn app(state: AppState) -> App {
+    let router: Router = routes::router()
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        // A layer, not a route layer: unknown routes get a request id and are counted too.
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state);
+    tower::util::MapRequestLayer::new(collapse_slashes as fn(Request) -> Request).layer(router)
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains and closes.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let flusher = state.acl().spawn_last_used_flusher(Duration::from_secs(10));
+    axum::serve(
+        listener,
+        ServiceExt::<Request>::into_make_service(app(state.clone())),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("serving")?;
+    flusher.abort();
+    if let Err(e) = state.acl().flush_last_used().await {
+        tracing::warn!(error = %e, "could not record last-used times at shutdown");
+    }
+    state.tenants().close_all();
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

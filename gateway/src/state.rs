@@ -1,0 +1,52 @@
+//! What every request handler can reach: the shard store, the control plane and the metrics.
+
+use std::sync::Arc;
+
+use tdsync_acl::Acl;
+use tdsync_tenants::Tenants;
+
+use crate::{error::ApiError, metrics::Metrics};
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    tenants: Arc<Tenants>,
+    acl: Arc<Acl>,
+    metrics: Metrics,
+}
+
+impl AppState {
+    pub fn new(tenants: Arc<Tenants>, acl: Arc<Acl>) -> AppState {
+        AppState(Arc::new(Inner {
+            tenants,
+            acl,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    pub fn tenants(&self) -> &Arc<Tenants> {
+        &self.0.tenants
+    }
+
+    pub fn acl(&self) -> &Arc<Acl> {
+        &self.0.acl
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Runs shard work (blocking SQLite) off the async workers.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tenants) -> Result<T, tdsync_tenants::StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let tenants = self.0.tenants.clone();
+        match tokio::task::spawn_blocking(move || f(&tenants)).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => Err(ApiError::internal(format!("shard task failed: {e}"))),
+        }
+    }
+}

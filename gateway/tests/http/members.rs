@@ -1,0 +1,259 @@
+//! td's member routes mapped onto tokens (td-wire-protocol.md §1.11): the list with td's role
+//! names, invitations answered with the command to run instead, role changes that change what
+//! the token may do, and removal that revokes.
+
+use std::process::Command;
+
+use chrono::TimeDelta;
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    support::{TestServer, events::creates},
+};
+
+fn members_are_the_tokens_that_reach_the_project_with_td_role_names(s: TestServer) {
+    let team = s.team("acme");
+    let p = team.project.as_str();
+    let other = s.create_project(&team.admin.token, "other");
+    s.clock.advance(TimeDelta::seconds(1));
+    let writer = s.mint(&team.tenant, "write", &[p], None);
+    let reader = s.mint(&team.tenant, "read", &[], Some(TimeDelta::hours(1)));
+    let child = s
+        .post(
+            "/v1/tokens",
+            &team.admin.token,
+            &json!({"scopes": "write", "projects": [p], "name": "agent"}),
+        )
+        .expect(201);
+    crate::support::logs::remember(child["token"].as_str().unwrap());
+    // Not members: bound elsewhere, mint-only (no td role), revoked, expired.
+    s.mint(&team.tenant, "write", &[&other], None);
+    s.mint(&team.tenant, "mint", &[], None);
+    let revoked = s.mint(&team.tenant, "write", &[p], None);
+    s.block_on(s.acl.revoke(&revoked.id, &tdsync_acl::Actor::Cli))
+        .unwrap();
+    s.mint(&team.tenant, "read", &[p], Some(TimeDelta::minutes(30)));
+    s.clock.advance(TimeDelta::minutes(31));
+
+    let reply = s.get(&format!("/v1/projects/{p}/members"), &writer.token);
+    let mut members: Vec<serde_json::Value> = reply.expect(200).as_array().unwrap().clone();
+    let member = |id: &str, name: &str, role: &str, invited_by: &str, at: &str| json!({"project_id": p, "user_id": id, "email": name, "role": role, "invited_by": invited_by, "created_at": at});
+    let later = "2026-11-01T12:00:01Z";
+    let mut expected = vec![
+        member(
+            team.admin.id.as_str(),
+            "admin,mint token",
+            "owner",
+            "",
+            "2026-11-01T12:00:00Z",
+        ),
+        member(reader.id.as_str(), "read token", "reader", "", later),
+        member(writer.id.as_str(), "write token", "writer", "", later),
+        member(
+            child["id"].as_str().unwrap(),
+            "agent",
+            "writer",
+            team.admin.id.as_str(),
+            later,
+        ),
+    ];
+    // In a known order to compare: by role, then id.
+    let key = |m: &serde_json::Value| {
+        (
+            m["role"].as_str().unwrap().to_string(),
+            m["user_id"].as_str().unwrap().to_string(),
+        )
+    };
+    members.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(members, expected);
+}
+
+fn an_invitation_answers_422_with_the_mint_command_to_run(s: TestServer) {
+    let team = s.team("acme");
+    let p = team.project.as_str();
+    let body = json!({"email": "bob@example.test", "role": "writer"});
+    let reply = s.post(
+        &format!("/v1/projects/{p}/members"),
+        &team.admin.token,
+        &body,
+    );
+    let message = reply.error(422, "unprocessable");
+    let start = message
+        .find("`tdsync token mint")
+        .expect("the message gives the command");
+    let command = &message[start + 1..];
+    let command = &command[..command.find('`').unwrap()];
+    assert_eq!(
+        command,
+        format!(
+            "tdsync token mint --tenant {} --scope write --project {p} --name <who>",
+            team.tenant
+        )
+    );
+    // The command works as given (with a name filled in), against this control plane.
+    let mut args: Vec<String> = command
+        .split_whitespace()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    *args.last_mut().unwrap() = "bob".into();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tdsync"));
+    match &s.control_plane {
+        tdsync_acl::ControlPlaneUrl::Postgres(url) => cmd.env("TDSYNC_CONTROL_PLANE", url),
+        tdsync_acl::ControlPlaneUrl::Sqlite(_) => cmd
+            .env_remove("TDSYNC_CONTROL_PLANE")
+            .env("TDSYNC_DATA_DIR", &s.data_dir),
+    };
+    let out = cmd.args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    crate::support::logs::remember(&token);
+    assert_eq!(
+        s.push(p, &token, &creates("bob", 1..=1)).expect(200)["accepted"],
+        1
+    );
+    // Only an owner may invite.
+    let writer = s.mint(&team.tenant, "write", &[], None);
+    s.post(&format!("/v1/projects/{p}/members"), &writer.token, &body)
+        .error(403, "insufficient_scope");
+}
+
+fn a_role_change_changes_what_the_token_may_do(s: TestServer) {
+    let team = s.team("acme");
+    let (p, owner) = (team.project.as_str(), team.admin.token.as_str());
+    let member = s.mint(&team.tenant, "write", &[p], None);
+    assert_eq!(
+        s.push(p, &member.token, &creates("dev-m", 1..=1))
+            .expect(200)["accepted"],
+        1
+    );
+    let path = format!("/v1/projects/{p}/members/{}", member.id);
+
+    let reply = s.patch(&path, owner, &json!({"role": "reader"}));
+    assert_eq!(reply.expect(200), json!({"status": "updated"}));
+    // The very next push is refused, and stores nothing; pulls still work.
+    s.push(p, &member.token, &creates("dev-m", 2..=2))
+        .error(403, "insufficient_scope");
+    assert_eq!(s.event_count(&team.tenant, p), 1);
+    s.pull(p, &member.token, "after_server_seq=0").expect(200);
+    let roles = s
+        .get(&format!("/v1/projects/{p}/members"), owner)
+        .expect(200);
+    let role = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == member.id.as_str())
+        .unwrap()["role"]
+        .clone();
+    assert_eq!(role, "reader");
+    // And back.
+    s.patch(&path, owner, &json!({"role": "writer"}))
+        .expect(200);
+    assert_eq!(
+        s.push(p, &member.token, &creates("dev-m", 2..=2))
+            .expect(200)["accepted"],
+        1
+    );
+
+    // Bad requests change nothing.
+    s.patch(&path, owner, &json!({"role": "admin"}))
+        .error(400, "bad_request");
+    s.with_body("PATCH", &path, owner, b"{".to_vec())
+        .error(400, "bad_request");
+    s.patch(
+        &format!("/v1/projects/{p}/members/nosuchtoken0"),
+        owner,
+        &json!({"role": "reader"}),
+    )
+    .error(404, "not_found");
+    s.patch(
+        &format!("/v1/projects/{p}/members/not-an-id"),
+        owner,
+        &json!({"role": "reader"}),
+    )
+    .error(404, "not_found");
+    // Only an owner may change roles.
+    let writer = s.mint(&team.tenant, "write", &[], None);
+    s.patch(&path, &writer.token, &json!({"role": "reader"}))
+        .error(403, "insufficient_scope");
+    assert_eq!(
+        s.push(p, &member.token, &creates("dev-m", 3..=3))
+            .expect(200)["accepted"],
+        1
+    );
+}
+
+/// A token that does not reach the project is no member of it: an owner of one project cannot
+/// change (or remove) the tokens of another through it.
+fn only_members_of_the_project_can_be_changed_through_it(s: TestServer) {
+    let team = s.team("acme");
+    let p = team.project.as_str();
+    let elsewhere = s.create_project(&team.admin.token, "elsewhere");
+    let owner_of_p = s.mint(&team.tenant, "admin", &[p], None);
+    let stranger = s.mint(&team.tenant, "write", &[&elsewhere], None);
+    let path = format!("/v1/projects/{p}/members/{}", stranger.id);
+    let changed = s.patch(&path, &owner_of_p.token, &json!({"role": "reader"}));
+    let message = changed.error(404, "not_found");
+    assert!(message.contains(stranger.id.as_str()), "{message}");
+    let removed = s.delete(&path, &owner_of_p.token);
+    removed.error(404, "not_found");
+    // Untouched: it still writes to its own project.
+    assert_eq!(
+        s.push(&elsewhere, &stranger.token, &creates("dev-s", 1..=1))
+            .expect(200)["accepted"],
+        1
+    );
+    // A token of another tenant is no member either.
+    let other = s.team("globex");
+    let path = format!("/v1/projects/{p}/members/{}", other.admin.id);
+    s.patch(&path, &team.admin.token, &json!({"role": "reader"}))
+        .error(404, "not_found");
+    s.delete(&path, &team.admin.token).error(404, "not_found");
+    s.get("/v1/projects", &other.admin.token).expect(200);
+}
+
+fn removing_a_member_revokes_its_token(s: TestServer) {
+    let team = s.team("acme");
+    let (p, owner) = (team.project.as_str(), team.admin.token.as_str());
+    let member = s.mint(&team.tenant, "write", &[p], None);
+    s.pull(p, &member.token, "after_server_seq=0").expect(200);
+    let path = format!("/v1/projects/{p}/members/{}", member.id);
+    // Only an owner may remove.
+    s.delete(&path, &member.token)
+        .error(403, "insufficient_scope");
+    let reply = s.delete(&path, owner);
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    assert!(reply.body.is_empty());
+    let message = s
+        .pull(p, &member.token, "after_server_seq=0")
+        .error(401, "unauthorized");
+    assert!(message.contains("revoked"), "{message}");
+    let members = s
+        .get(&format!("/v1/projects/{p}/members"), owner)
+        .expect(200);
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["user_id"] != member.id.as_str()),
+        "{members}"
+    );
+    s.delete(&format!("/v1/projects/{p}/members/nosuchtoken0"), owner)
+        .error(404, "not_found");
+}
+
+both_backends!(
+    members_are_the_tokens_that_reach_the_project_with_td_role_names,
+    an_invitation_answers_422_with_the_mint_command_to_run,
+    a_role_change_changes_what_the_token_may_do,
+    only_members_of_the_project_can_be_changed_through_it,
+    removing_a_member_revokes_its_token,
+);
