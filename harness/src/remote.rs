@@ -114,7 +114,7 @@ impl ServeProcess {
         cmd
     }
 
-    /// Runs an admin command (`tenant create …`, `token mint …`) and returns its first line.
+    /// Runs an admin command (`tenant create …`, `token mint …`) and returns its output, trimmed.
     pub fn admin(&self, args: &[&str]) -> Result<String, String> {
         let out = self
             .command()
@@ -131,7 +131,7 @@ impl ServeProcess {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        Ok(stdout.lines().next().unwrap_or("").trim().to_string())
+        Ok(stdout.trim().to_string())
     }
 
     pub fn base_url(&self) -> String {
