@@ -67,7 +67,12 @@ fn serve(
 ) -> anyhow::Result<std::process::ExitCode> {
     use anyhow::Context;
     use tdsync_gateway::{configuration::Settings, startup, telemetry};
-    telemetry::init(args.log_format, &args.log);
+    telemetry::init(args.log_format, &args.log).with_context(|| {
+        format!(
+            "--log {:?} is not a tracing filter (try info or tdsync_gateway=debug)",
+            args.log
+        )
+    })?;
     let settings = Settings {
         listen: args.listen,
         data_dir: location.data_dir,
