@@ -102,3 +102,28 @@ impl LastUsed {
         self.0.lock().len()
     }
 }
+
+/// Projects by id, as found in the store. A project never changes tenant and is never deleted
+/// or renamed (the store has no such operation), so a found project stays true forever; only
+/// found ones are kept, so a project created later is seen at once. This takes the store off
+/// the path of every sync request (`Acl::project` runs once per request).
+pub(crate) struct ProjectCache {
+    found: Mutex<LruCache<crate::ids::ProjectId, Arc<crate::model::Project>>>,
+}
+
+impl ProjectCache {
+    pub fn new(capacity: usize) -> ProjectCache {
+        let capacity = NonZeroUsize::new(capacity.max(1)).expect("at least 1");
+        ProjectCache {
+            found: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    pub fn get(&self, id: &crate::ids::ProjectId) -> Option<Arc<crate::model::Project>> {
+        self.found.lock().get(id).cloned()
+    }
+
+    pub fn insert(&self, project: Arc<crate::model::Project>) {
+        self.found.lock().put(project.id.clone(), project);
+    }
+}

@@ -26,7 +26,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::Semaphore;
 
 use crate::{
-    cache::{LastUsed, Stamp, Verified, VerifyCache},
+    cache::{LastUsed, ProjectCache, Stamp, Verified, VerifyCache},
     clock::{Clock, SystemClock},
     decision::{Action, Denied, TokenGrant, decide},
     error::{AclError, AuthError},
@@ -79,6 +79,7 @@ pub struct Acl<S = AnyStore> {
     config: AclConfig,
     clock: Arc<dyn Clock>,
     cache: VerifyCache,
+    projects: ProjectCache,
     last_used: LastUsed,
     hashing: Semaphore,
     /// Revocations made through this `Acl`: part of every cache stamp.
@@ -89,6 +90,7 @@ impl<S: ControlPlaneStore> Acl<S> {
     pub fn new(store: S, config: AclConfig) -> Acl<S> {
         Acl {
             cache: VerifyCache::new(config.cache_capacity, config.refused_capacity),
+            projects: ProjectCache::new(config.cache_capacity),
             hashing: Semaphore::new(config.max_parallel_hashes.max(1)),
             store,
             config,
@@ -184,8 +186,16 @@ impl<S: ControlPlaneStore> Acl<S> {
         Ok(self.store.projects(tenant).await?)
     }
 
+    /// Project `id`, from memory once it was found (see `ProjectCache`).
     pub async fn project(&self, id: &ProjectId) -> Result<Option<Project>, AclError> {
-        Ok(self.store.project(id).await?)
+        if let Some(found) = self.projects.get(id) {
+            return Ok(Some((*found).clone()));
+        }
+        let found = self.store.project(id).await?;
+        if let Some(p) = &found {
+            self.projects.insert(Arc::new(p.clone()));
+        }
+        Ok(found)
     }
 
     // ---- tokens -----------------------------------------------------------------------------
