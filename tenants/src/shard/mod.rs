@@ -18,6 +18,36 @@ use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tdsync_projection::{Applier, schema::create_synced_tables};
 
+/// td's indexes that only serve td's own queries (list by status, priority, dates, …). The
+/// shard never runs those queries, and snapshots are built into a fresh td schema with all of
+/// td's indexes, so the projection goes without them: every push stops paying for their
+/// upkeep. Indexes that carry a uniqueness rule or a foreign-key column (cascades look children
+/// up by them) stay.
+const QUERY_ONLY_INDEXES: &[&str] = &[
+    "idx_issues_status",
+    "idx_issues_priority",
+    "idx_issues_type",
+    "idx_issues_deleted",
+    "idx_issues_deleted_status",
+    "idx_issues_defer_until",
+    "idx_issues_due_date",
+    "idx_notes_updated",
+    "idx_notes_deleted",
+    "idx_logs_timestamp",
+    "idx_comments_created_at",
+    "idx_handoffs_timestamp",
+];
+
+/// td's twelve synced tables as a shard keeps them: td's DDL without the query-only indexes.
+pub(crate) fn create_projection(conn: &Connection) -> rusqlite::Result<()> {
+    create_synced_tables(conn)?;
+    for index in QUERY_ONLY_INDEXES {
+        // Names from the list above, never from input.
+        conn.execute_batch(&format!("DROP INDEX {index}"))?;
+    }
+    Ok(())
+}
+
 pub use clock::DeviceClock;
 pub use conflicts::{Conflict, ConflictFilter, Restored};
 pub use history::HistoryEntry;
@@ -80,7 +110,7 @@ impl Shard {
         configure_writer(&conn, durability).map_err(sql)?;
         let tx = conn.transaction().map_err(sql)?;
         tx.execute_batch(SHARD_SQL).map_err(sql)?;
-        create_synced_tables(&tx).map_err(sql)?;
+        create_projection(&tx).map_err(sql)?;
         let created = tdsync_protocol::timestamp::format_server(&chrono::Utc::now());
         for (k, v) in [
             ("format", FORMAT),

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
 use tdsync_projection::{
     Applier, Dump,
-    schema::{BUILTIN_ROWS_SQL, create_synced_tables},
+    schema::BUILTIN_ROWS_SQL,
 };
 
 use super::{
@@ -106,7 +106,7 @@ pub(super) fn scratch_projection() -> rusqlite::Result<Connection> {
     let conn = Connection::open_in_memory()?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.execute_batch(SHARD_SQL)?;
-    create_synced_tables(&conn)?;
+    super::create_projection(&conn)?;
     Ok(conn)
 }
 
