@@ -65,6 +65,21 @@ pub fn normalize_file_path(path: &str) -> String {
     }
 }
 
+/// What a tenant or project id must look like: it names a directory or a file of the shard
+/// store and a path segment of td's URLs. One rule for every crate, so an id the control plane
+/// accepts is always one the shard store accepts.
+pub const PATH_SAFE_ID_RULE: &str = "use 1-64 letters, digits, '_' or '-'";
+
+/// Whether `raw` follows [`PATH_SAFE_ID_RULE`] (and does not start with `-`).
+pub fn is_path_safe_id(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 64
+        && !raw.starts_with('-')
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

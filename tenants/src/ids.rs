@@ -13,18 +13,13 @@ macro_rules! path_safe_id {
 
         impl $name {
             pub fn parse(raw: &str) -> Result<$name, StoreError> {
-                let ok = !raw.is_empty()
-                    && raw.len() <= 64
-                    && !raw.starts_with('-')
-                    && raw
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if ok {
+                if tdsync_protocol::ids::is_path_safe_id(raw) {
                     Ok($name(raw.to_string()))
                 } else {
                     Err(StoreError::BadRequest(format!(
-                        concat!("invalid ", $what, " id {:?}: use 1-64 letters, digits, '_' or '-'"),
-                        raw
+                        concat!("invalid ", $what, " id {:?}: {}"),
+                        raw,
+                        tdsync_protocol::ids::PATH_SAFE_ID_RULE
                     )))
                 }
             }

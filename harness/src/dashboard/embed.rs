@@ -2,6 +2,7 @@
 //! block, single-pass template filling, and the hashes the page's Content-Security-Policy
 //! allows.
 
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use sha2::{Digest, Sha256};
 
 /// Text for an HTML text node or a quoted attribute value.
@@ -72,29 +73,11 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
 
 /// A CSP source for an inline `<script>` or `<style>` with exactly this content.
 pub fn csp_hash(content: &str) -> String {
-    format!("'sha256-{}'", base64(&Sha256::digest(content.as_bytes())))
-}
-
-/// Standard base64 with padding (the only form CSP hashes use).
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    // CSP hashes are standard base64 with padding.
+    format!(
+        "'sha256-{}'",
+        BASE64.encode(Sha256::digest(content.as_bytes()))
+    )
 }
 
 #[cfg(test)]
@@ -133,17 +116,8 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_known_vectors() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(raw.as_bytes()), enc);
-        }
-        // sha256("") as CSP would print it.
+    fn csp_hashes_are_base64_sha256() {
+        // sha256("") as browsers compute it for a CSP source.
         assert_eq!(
             csp_hash(""),
             "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"

@@ -5,10 +5,7 @@ use std::{path::Path, time::Instant};
 
 use rusqlite::{Connection, Transaction, params};
 use serde::Serialize;
-use tdsync_projection::{
-    Applier, Dump,
-    schema::BUILTIN_ROWS_SQL,
-};
+use tdsync_projection::{Applier, Dump, schema::BUILTIN_ROWS_SQL};
 
 use super::{
     SHARD_SQL, Shard,
