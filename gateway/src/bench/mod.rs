@@ -87,6 +87,10 @@ pub struct BenchArgs {
     /// Concurrent pushing devices, each on its own connection.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub devices: usize,
+    /// Projects the pushing devices are spread over (device d pushes into project d mod N):
+    /// 1 measures one project's shard, more measure a server with several busy projects.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub push_projects: usize,
     /// Concurrent pollers for the pull at the head, each on its own connection.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub pollers: usize,
@@ -116,6 +120,7 @@ pub(crate) struct Ctx {
     rounds: usize,
     duration: Duration,
     devices: usize,
+    push_projects: usize,
     pollers: usize,
 }
 
@@ -146,8 +151,11 @@ pub(crate) struct Seeded {
 
 /// `tdsync bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.devices == 0 || args.pollers == 0 || args.rounds == 0 {
-        bail!("--devices, --pollers and --rounds must be at least 1");
+    if args.devices == 0 || args.pollers == 0 || args.rounds == 0 || args.push_projects == 0 {
+        bail!("--devices, --push-projects, --pollers and --rounds must be at least 1");
+    }
+    if args.push_projects > 1 && args.project.is_some() {
+        bail!("--push-projects needs projects of its own: leave out --project");
     }
     if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
         bail!("--duration must be between 0 and 3600 seconds");
@@ -214,6 +222,7 @@ async fn measure(
         rounds: args.rounds,
         duration: Duration::from_secs_f64(args.duration),
         devices: args.devices,
+        push_projects: args.push_projects.min(args.devices),
         pollers: args.pollers,
     };
     let want = |m: Measurement| args.only.is_empty() || args.only.contains(&m);

@@ -25,6 +25,12 @@ const TARGET_EVENTS_PER_SEC: f64 = 30_000.0;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
     let devices = ctx.devices;
+    let spread = ctx.push_projects;
+    let projects_text = if spread == 1 {
+        "one project".to_string()
+    } else {
+        format!("{spread} projects")
+    };
     eprintln!(
         "push: preparing {devices} × {} td-shaped events",
         num(EVENTS_PER_DEVICE as f64)
@@ -37,7 +43,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
     let batches: Arc<Vec<Batches>> = Arc::new(batches);
     let mut conns = ctx.endpoint.connect_many(devices).await?;
     let mut measured = Series::new(format!(
-        "POST …/sync/push over HTTP, {devices} devices on keep-alive connections, a fresh project per round{}",
+        "POST …/sync/push over HTTP, {devices} devices on keep-alive connections into {projects_text}, fresh ones each round{}",
         if ctx.project.is_some() {
             " (here: the --project given)"
         } else {
@@ -45,19 +51,25 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
         }
     ));
     let mut baseline = Series::new(format!(
-        "the same batches into tdsync's shard store directly (Tenants::push, {devices} threads, no HTTP), a fresh project per round"
+        "the same batches into tdsync's shard store directly (Tenants::push, {devices} threads, no HTTP) into {projects_text}, fresh ones each round"
     ));
     for round in 0..ctx.rounds {
-        let project = match &ctx.project {
-            Some(p) => p.clone(),
+        let projects = match &ctx.project {
+            Some(p) => vec![p.clone()],
             None => {
-                ctx.create_project(&format!("bench-push-{}-{round}", ctx.nonce))
-                    .await?
+                let mut fresh = Vec::with_capacity(spread);
+                for k in 0..spread {
+                    fresh.push(
+                        ctx.create_project(&format!("bench-push-{}-{round}-{k}", ctx.nonce))
+                            .await?,
+                    );
+                }
+                fresh
             }
         };
         let session = format!("{}-{round}", ctx.nonce);
         let (rate, hist, back) =
-            http_round(conns, &batches, &project, &session, ctx.duration).await?;
+            http_round(conns, &batches, &projects, &session, ctx.duration).await?;
         conns = back;
         measured.rounds.push(rate);
         measured.p50_ms.push(hist.quantile_ms(0.5));
@@ -65,9 +77,10 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
         let reference = ctx.reference.clone();
         let b = batches.clone();
         let duration = ctx.duration;
-        let base =
-            tokio::task::spawn_blocking(move || store_round(&reference, &b, round, duration))
-                .await??;
+        let base = tokio::task::spawn_blocking(move || {
+            store_round(&reference, &b, spread, round, duration)
+        })
+        .await??;
         baseline.rounds.push(base);
         eprintln!(
             "push: round {}/{}: {} events/s over HTTP (batch p50 {} ms), {} events/s into the store",
@@ -82,7 +95,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
     Ok(Figure {
         key: "push",
         title: format!(
-            "push throughput: {devices} devices, 500-event batches of td-shaped events (latency: per batch)"
+            "push throughput: {devices} devices into {projects_text}, 500-event batches of td-shaped events (latency: per batch)"
         ),
         unit: "events/s",
         measured,
@@ -95,21 +108,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
     })
 }
 
-/// One round over HTTP: every device pushes until the deadline (at least one batch each).
+/// One round over HTTP: every device pushes until the deadline (at least one batch each),
+/// device d into `projects[d % len]`.
 async fn http_round(
     conns: Vec<Conn>,
     batches: &Arc<Vec<Batches>>,
-    project: &str,
+    projects: &[String],
     session: &str,
     duration: Duration,
 ) -> anyhow::Result<(f64, Histogram, Vec<Conn>)> {
     let start = Instant::now();
     let deadline = start + duration;
-    let path: Arc<str> = format!("/v1/projects/{project}/sync/push").into();
     let mut tasks = Vec::with_capacity(conns.len());
     for (d, mut conn) in conns.into_iter().enumerate() {
         let batches = batches.clone();
-        let path = path.clone();
+        let path = format!("/v1/projects/{}/sync/push", projects[d % projects.len()]);
         let session = session.to_string();
         tasks.push(tokio::spawn(async move {
             let mine = &batches[d];
@@ -149,21 +162,26 @@ async fn http_round(
     Ok((total as f64 / elapsed, hist, conns))
 }
 
-/// One round straight into the store: a thread per device, same batches, same deadline rule.
+/// One round straight into the store: a thread per device, same batches, same projects, same
+/// deadline rule.
 fn store_round(
     reference: &Reference,
     batches: &[Batches],
+    spread: usize,
     round: usize,
     duration: Duration,
 ) -> anyhow::Result<f64> {
-    let project = reference.create_project(&format!("push-{round}"))?;
+    let projects = (0..spread)
+        .map(|k| reference.create_project(&format!("push-{round}-{k}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let start = Instant::now();
     let deadline = start + duration;
     let total = std::thread::scope(|s| {
         let threads: Vec<_> = batches
             .iter()
-            .map(|mine| {
-                let project = &project;
+            .enumerate()
+            .map(|(d, mine)| {
+                let project = &projects[d % spread];
                 s.spawn(move || {
                     // Each device's requests are its thread's alone for the round; the session
                     // id is set in place, so the timed loop copies no batch.
