@@ -5,7 +5,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, ServiceExt, extract::Request, middleware};
+use axum::{Router, ServiceExt, extract::Request, middleware, serve::ListenerExt};
 use tdsync_acl::{Acl, AclConfig, AnyStore, cli::Location};
 use tdsync_tenants::{Tenants, TenantsConfig};
 use tokio::net::TcpListener;
@@ -64,6 +64,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let flusher = state.acl().spawn_last_used_flusher(Duration::from_secs(10));
+    // Replies are small and written whole: send them at once instead of letting Nagle's
+    // algorithm hold a last segment back until the client acknowledges the previous one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         ServiceExt::<Request>::into_make_service(app(state.clone())),
