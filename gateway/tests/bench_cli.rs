@@ -1,0 +1,69 @@
+//! `tdsync bench` end to end, kept short: it starts its own server, measures, and prints one
+//! JSON document whose figures are real measurements next to their baselines. (The figures
+//! themselves belong in BENCHMARKS.md, not in a test.)
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
+        .args(["bench", "--json", "--rounds", "1", "--duration", "0.2"])
+        .args(args)
+        .output()
+        .expect("run tdsync bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tdsync bench failed: {stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn measurement<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["measurements"]
+        .as_array()
+        .expect("measurements")
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {doc}"))
+}
+
+#[test]
+fn push_spread_over_projects_and_pull_at_the_head_are_measured_with_baselines() {
+    let doc = bench(&[
+        "--only",
+        "push,pull-head",
+        "--devices",
+        "2",
+        "--push-projects",
+        "2",
+        "--pollers",
+        "2",
+    ]);
+    assert_eq!(doc["in_process"], true);
+    let push = measurement(&doc, "push");
+    assert!(push["measured"]["median"].as_f64().unwrap() > 0.0, "{push}");
+    assert!(push["baseline"]["median"].as_f64().unwrap() > 0.0, "{push}");
+    assert!(
+        push["title"].as_str().unwrap().contains("2 projects"),
+        "{push}"
+    );
+    let head = measurement(&doc, "pull_head");
+    assert!(head["measured"]["median"].as_f64().unwrap() > 0.0, "{head}");
+    assert!(head["measured"]["p99_ms"].as_f64().unwrap() > 0.0, "{head}");
+    assert_eq!(
+        doc["measurements"].as_array().unwrap().len(),
+        2,
+        "only what was asked"
+    );
+}
+
+#[test]
+fn impossible_settings_are_refused_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
+        .args(["bench", "--devices", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 1"), "{stderr}");
+}
