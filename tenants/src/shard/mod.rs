@@ -236,6 +236,11 @@ fn configure_writer(conn: &Connection, durability: Durability) -> rusqlite::Resu
     conn.pragma_update(None, "synchronous", durability.pragma())?;
     // Same foreign-key policy as td clients: cascades and orphan drops must match theirs.
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Checkpoint every ~16 MiB of WAL (4,000 pages) instead of SQLite's ~4 MiB: a busy shard
+    // rewrites the same index pages over and over, and each checkpoint copies a page once
+    // however often it changed since the last one (push +11% in the engine bench). Closing a
+    // shard truncates its WAL.
+    conn.pragma_update(None, "wal_autocheckpoint", 4_000)?;
     configure_cache(conn)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(())
