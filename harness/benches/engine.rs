@@ -26,6 +26,23 @@ struct Store {
     p: ProjectId,
 }
 
+impl Store {
+    /// td's pull of this project's log from `after` (all devices).
+    fn pull(&self, after: i64, limit: Option<i64>) -> tdsync_protocol::wire::PullResponse {
+        self.store
+            .pull(
+                &self.t,
+                &self.p,
+                &PullQuery {
+                    after_server_seq: after,
+                    limit,
+                    exclude_client: None,
+                },
+            )
+            .unwrap()
+    }
+}
+
 fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
     let store = Tenants::open(TenantsConfig::new(dir.path())).unwrap();
@@ -128,18 +145,7 @@ fn bench_apply(s: &Store, rounds: usize) {
     let mut pages: Vec<(Vec<PullEvent>, i64)> = Vec::new();
     let mut after = 0;
     loop {
-        let page = s
-            .store
-            .pull(
-                &s.t,
-                &s.p,
-                &PullQuery {
-                    after_server_seq: after,
-                    limit: Some(1000),
-                    exclude_client: None,
-                },
-            )
-            .unwrap();
+        let page = s.pull(after, Some(1000));
         if page.events.is_empty() {
             break;
         }
@@ -227,18 +233,7 @@ fn bench_pull(s: &Store, rounds: usize) {
     for r in 0..rounds * 5 {
         let after = ((r * 9973) % 49_000) as i64;
         let start = Instant::now();
-        let page = s
-            .store
-            .pull(
-                &s.t,
-                &s.p,
-                &PullQuery {
-                    after_server_seq: after,
-                    limit: Some(1000),
-                    exclude_client: None,
-                },
-            )
-            .unwrap();
+        let page = s.pull(after, Some(1000));
         ours.push(start.elapsed().as_secs_f64() * 1e3);
         assert_eq!(page.events.len(), 1000);
         let start = Instant::now();
@@ -262,18 +257,7 @@ fn bench_pull(s: &Store, rounds: usize) {
     let start = Instant::now();
     let reps = 100_000;
     for _ in 0..reps {
-        let page = s
-            .store
-            .pull(
-                &s.t,
-                &s.p,
-                &PullQuery {
-                    after_server_seq: head,
-                    limit: None,
-                    exclude_client: None,
-                },
-            )
-            .unwrap();
+        let page = s.pull(head, None);
         assert!(page.events.is_empty());
     }
     println!(
