@@ -13,6 +13,11 @@
 //! | `MintChild`      | mint         | the tenant (the child stays within the parent, see `mint`) | —     |
 //!
 //! Before any of that: the token must not be expired and must belong to the tenant.
+//!
+//! When the target is another token (td's members routes, `/v1/tokens`), the action is decided
+//! on that token's tenant and, for a member, the project it is reached through; and the caller
+//! must reach everything the target token reaches (a project's owner cannot change or revoke a
+//! token that also reaches projects the owner does not).
 
 use std::fmt;
 
@@ -104,6 +109,36 @@ impl fmt::Display for Action {
     }
 }
 
+/// What an action is done to.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The tenant as such (create or list projects, manage tokens, mint).
+    Tenant(&'a TenantId),
+    /// One project, named with the tenant that owns it (from the project registry, never the
+    /// token's own tenant, so a project id of another tenant is refused).
+    Project(&'a TenantId, &'a ProjectId),
+    /// Another token: a member of the project it is reached through (td's members routes), or
+    /// of the whole tenant when none is given (`/v1/tokens`).
+    Token(&'a TokenRecord, Option<&'a ProjectId>),
+}
+
+impl Target<'_> {
+    fn tenant(&self) -> &TenantId {
+        match self {
+            Target::Tenant(t) | Target::Project(t, _) => t,
+            Target::Token(record, _) => &record.tenant,
+        }
+    }
+
+    fn project(&self) -> Option<&ProjectId> {
+        match self {
+            Target::Tenant(_) => None,
+            Target::Project(_, p) => Some(p),
+            Target::Token(_, via) => *via,
+        }
+    }
+}
+
 /// A verified token: what decisions are made on. It carries no secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
@@ -116,8 +151,8 @@ pub struct TokenGrant {
     pub parent: Option<TokenId>,
 }
 
-impl TokenGrant {
-    pub(crate) fn of(record: &TokenRecord) -> TokenGrant {
+impl From<&TokenRecord> for TokenGrant {
+    fn from(record: &TokenRecord) -> TokenGrant {
         TokenGrant {
             id: record.id.clone(),
             tenant: record.tenant.clone(),
@@ -128,7 +163,9 @@ impl TokenGrant {
             parent: record.parent.clone(),
         }
     }
+}
 
+impl TokenGrant {
     /// The projects of a listing this token may see (for `ListProjects`).
     pub fn visible<'a>(&self, projects: &'a [Project]) -> Vec<&'a Project> {
         projects
@@ -158,24 +195,24 @@ pub enum Denied {
     NeedsAllProjects { token: TokenId, action: Action },
     #[error("to {action} a project must be named")]
     ProjectRequired { action: Action },
+    /// The target token is not reached through the named project, or reaches projects the
+    /// caller does not.
+    #[error("token {token} cannot reach token {target}")]
+    TokenOutOfReach { token: TokenId, target: TokenId },
 }
 
-/// May `token` do `action` on `project` (for per-project actions) of `tenant`, at `now`?
-///
-/// The caller names the tenant that owns the project (from the project registry), never the
-/// token's own tenant, so a project id of another tenant is refused here.
+/// May `token` do `action` on `target`, at `now`?
 pub fn decide(
     token: &TokenGrant,
     action: Action,
-    tenant: &TenantId,
-    project: Option<&ProjectId>,
+    target: Target<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), Denied> {
     let id = || token.id.clone();
     if let Some(at) = token.expires_at.filter(|at| *at <= now) {
         return Err(Denied::Expired { token: id(), at });
     }
-    if token.tenant != *tenant {
+    if token.tenant != *target.tenant() {
         return Err(Denied::OtherTenant { token: id() });
     }
     if !token.scopes.grants(action.needs()) {
@@ -187,19 +224,33 @@ pub fn decide(
         });
     }
     match action.reach() {
-        Reach::Tenant => Ok(()),
-        Reach::AllProjects if token.projects.is_all() => Ok(()),
-        Reach::AllProjects => Err(Denied::NeedsAllProjects {
-            token: id(),
-            action,
-        }),
-        Reach::Project => match project {
-            None => Err(Denied::ProjectRequired { action }),
-            Some(p) if token.projects.covers(p) => Ok(()),
-            Some(p) => Err(Denied::ProjectNotBound {
+        Reach::Tenant => {}
+        Reach::AllProjects if token.projects.is_all() => {}
+        Reach::AllProjects => {
+            return Err(Denied::NeedsAllProjects {
                 token: id(),
-                project: p.clone(),
-            }),
+                action,
+            });
+        }
+        Reach::Project => match target.project() {
+            None => return Err(Denied::ProjectRequired { action }),
+            Some(p) if token.projects.covers(p) => {}
+            Some(p) => {
+                return Err(Denied::ProjectNotBound {
+                    token: id(),
+                    project: p.clone(),
+                });
+            }
         },
     }
+    if let Target::Token(record, via) = target {
+        let member = via.is_none_or(|p| record.projects.covers(p));
+        if !member || !record.projects.within(&token.projects) {
+            return Err(Denied::TokenOutOfReach {
+                token: id(),
+                target: record.id.clone(),
+            });
+        }
+    }
+    Ok(())
 }

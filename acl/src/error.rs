@@ -1,5 +1,5 @@
 //! The service's errors. Each says what is wrong in words an operator or an agent can act on,
-//! and none carries a secret. [`AclError::status`] is the HTTP status the gateway answers with.
+//! and none carries a secret. The gateway decides the HTTP status of each.
 
 use chrono::{DateTime, Utc};
 
@@ -54,21 +54,6 @@ impl From<StoreError> for AclError {
             StoreError::Conflict(what) => AclError::Conflict(what),
             StoreError::ParentInactive(id) => AclError::Mint(MintError::ParentRevoked(id)),
             other => AclError::Store(other),
-        }
-    }
-}
-
-impl AclError {
-    /// The HTTP status for this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            AclError::Auth(AuthError::Unavailable(_)) => 503,
-            AclError::Auth(_) => 401,
-            AclError::Denied(_) | AclError::Mint(_) => 403,
-            AclError::Invalid(_) => 400,
-            AclError::NotFound(_) => 404,
-            AclError::Conflict(_) => 409,
-            AclError::Store(_) | AclError::Hash(_) => 500,
         }
     }
 }

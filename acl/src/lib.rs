@@ -19,6 +19,7 @@ mod clock;
 mod decision;
 mod duration;
 mod error;
+mod hasher;
 mod ids;
 mod mint;
 mod model;
@@ -30,7 +31,7 @@ pub mod store;
 pub mod testing;
 
 pub use clock::{Clock, ManualClock, SystemClock, format_time, parse_time};
-pub use decision::{Action, Denied, TokenGrant, decide};
+pub use decision::{Action, Denied, Target, TokenGrant, decide};
 pub use duration::{BadDuration, format_duration, parse_duration};
 pub use error::{AclError, AuthError};
 pub use ids::{BadId, ProjectId, TenantId, TokenId};

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{
     clock::format_time,
-    decision::{Action, Denied, TokenGrant, decide},
+    decision::{Action, Denied, Target, TokenGrant, decide},
     ids::{ProjectId, TokenId},
     model::ProjectBinding,
     scope::{Scope, Scopes},
@@ -94,7 +94,12 @@ pub fn check_child(
     request: &MintRequest,
     now: DateTime<Utc>,
 ) -> Result<ChildSpec, MintError> {
-    decide(parent, Action::MintChild, &parent.tenant, None, now)?;
+    decide(
+        parent,
+        Action::MintChild,
+        Target::Tenant(&parent.tenant),
+        now,
+    )?;
     let id = || parent.id.clone();
     if !request.scopes.within(parent.scopes) {
         return Err(MintError::Scope {

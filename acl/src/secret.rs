@@ -6,13 +6,17 @@
 
 use std::fmt;
 
+use std::cell::RefCell;
+
 use argon2::{
-    Algorithm, Argon2, Params, Version,
-    password_hash::{PasswordHasher, PasswordVerifier},
+    Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
 };
 use sha2::{Digest, Sha256};
 
-use crate::{ids::TokenId, ids::random_chars, model::SecretHash};
+use tdsync_protocol::ids::random_chars;
+
+use crate::{ids::TokenId, model::SecretHash};
 
 pub const TOKEN_PREFIX: &str = "tds_";
 const SECRET_ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -95,20 +99,72 @@ impl HashCost {
 #[error("hashing a token secret failed: {0}")]
 pub struct HashFailed(String);
 
+/// Salt bytes per hash (the PHC recommendation).
+const SALT_LEN: usize = 16;
+/// Output bytes per hash.
+const OUTPUT_LEN: usize = 32;
+
+thread_local! {
+    /// argon2's working memory (19 MiB at the standard cost), allocated once per hashing thread
+    /// and reused: allocating and freeing it per hash leaves freed blocks in the allocator's
+    /// arenas of whichever threads happened to run it (see `hasher`).
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// argon2 of `secret` with `salt` into `out`, in this thread's reused memory.
+fn argon2_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    secret: &str,
+    salt: &[u8],
+    out: &mut [u8],
+) -> argon2::Result<()> {
+    MEMORY.with_borrow_mut(|blocks| {
+        let need = params.block_count();
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+        argon.hash_password_into_with_memory(secret.as_bytes(), salt, out, &mut blocks[..need])
+    })
+}
+
 pub(crate) fn hash_secret(secret: &str, cost: HashCost) -> Result<SecretHash, HashFailed> {
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, cost.params());
-    let hash = argon
-        .hash_password(secret.as_bytes())
-        .map_err(|e| HashFailed(e.to_string()))?;
+    let failed = |e: &dyn fmt::Display| HashFailed(e.to_string());
+    let params = cost.params();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut salt = [0u8; SALT_LEN];
+    rand::fill(&mut salt);
+    let mut out = [0u8; OUTPUT_LEN];
+    argon2_into(&argon, &params, secret, &salt, &mut out).map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
     Ok(SecretHash(hash.to_string()))
 }
 
-/// Whether `secret` matches `hash` (argon2id with the hash's own parameters). A malformed hash
-/// never matches.
+/// Whether `secret` matches `hash` (argon2 with the hash's own algorithm, version and
+/// parameters, compared in constant time). A malformed hash never matches.
 pub(crate) fn secret_matches(secret: &str, hash: &SecretHash) -> bool {
-    Argon2::default()
-        .verify_password(secret.as_bytes(), hash.0.as_str())
-        .is_ok()
+    let matches = || -> Option<bool> {
+        let parsed = PasswordHash::new(hash.0.as_str()).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).ok()?;
+        let (salt, expected) = (parsed.salt?, parsed.hash?);
+        let argon = Argon2::new(algorithm, version, params.clone());
+        let mut out = vec![0u8; expected.len()];
+        argon2_into(&argon, &params, secret, &salt, &mut out).ok()?;
+        // `Output`'s equality is constant-time.
+        Some(Output::new(&out).ok()? == expected)
+    };
+    matches().unwrap_or(false)
 }
 
 /// The cache key of a presented token: SHA-256 of the whole string.
@@ -159,5 +215,30 @@ mod tests {
         assert!(secret_matches("abc", &h));
         assert!(!secret_matches("abd", &h));
         assert!(!secret_matches("abc", &SecretHash("not a hash".into())));
+        // Two hashes of one secret differ (fresh salts) and both verify.
+        let again = hash_secret("abc", HashCost::Fast).unwrap();
+        assert_ne!(again, h);
+        assert!(secret_matches("abc", &again));
+    }
+
+    #[test]
+    fn hashes_are_the_argon2_crates_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Hashes stored before this module reused its memory were made by the crate's own
+        // hasher; they must keep verifying, and new ones must verify with the crate too.
+        for cost in [HashCost::Fast, HashCost::Standard] {
+            let crate_made = Argon2::new(Algorithm::Argon2id, Version::V0x13, cost.params())
+                .hash_password(b"s3cret")
+                .unwrap()
+                .to_string();
+            assert!(secret_matches("s3cret", &SecretHash(crate_made.clone())));
+            assert!(!secret_matches("s3cres", &SecretHash(crate_made)));
+            let ours = hash_secret("s3cret", cost).unwrap();
+            assert!(
+                Argon2::default()
+                    .verify_password(b"s3cret", ours.0.as_str())
+                    .is_ok()
+            );
+        }
     }
 }

@@ -8,8 +8,9 @@
 //!    (its secret was already verified) — so a revocation anywhere is seen by the next request.
 //! 2. Refusals cache: a wrong secret, a revoked or an expired token presented again is refused
 //!    without argon2.
-//! 3. Otherwise parse, look the id up, and run argon2id on the blocking pool (bounded by a
-//!    semaphore, so a flood of bad tokens cannot take every core).
+//! 3. Otherwise parse, look the id up, and run argon2id on one of a few hashing threads (so a
+//!    flood of bad tokens cannot take every core, and freed hash memory is not kept by dozens of
+//!    threads: `hasher`).
 //!
 //! Last-used times are collected in memory and written in one batch by
 //! [`Acl::flush_last_used`] (the gateway runs [`Acl::spawn_last_used_flusher`]).
@@ -23,13 +24,13 @@ use std::{
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::Semaphore;
 
 use crate::{
     cache::{LastUsed, ProjectCache, Stamp, Verified, VerifyCache},
     clock::{Clock, SystemClock},
-    decision::{Action, Denied, TokenGrant, decide},
+    decision::{Action, Denied, Target, TokenGrant, decide},
     error::{AclError, AuthError},
+    hasher::Hasher,
     ids::{ProjectId, TenantId, TokenId},
     mint::{MintError, MintRequest, check_child},
     model::{
@@ -81,7 +82,7 @@ pub struct Acl<S = AnyStore> {
     cache: VerifyCache,
     projects: ProjectCache,
     last_used: LastUsed,
-    hashing: Semaphore,
+    hashing: Hasher,
     /// Revocations made through this `Acl`: part of every cache stamp.
     local_revocations: AtomicU64,
 }
@@ -91,7 +92,7 @@ impl<S: ControlPlaneStore> Acl<S> {
         Acl {
             cache: VerifyCache::new(config.cache_capacity, config.refused_capacity),
             projects: ProjectCache::new(config.cache_capacity),
-            hashing: Semaphore::new(config.max_parallel_hashes.max(1)),
+            hashing: Hasher::new(config.max_parallel_hashes),
             store,
             config,
             clock: Arc::new(SystemClock),
@@ -451,7 +452,7 @@ impl<S: ControlPlaneStore> Acl<S> {
             self.cache.refuse(key, why.clone());
             return Err(why);
         }
-        let grant = Arc::new(TokenGrant::of(&record));
+        let grant = Arc::new(TokenGrant::from(&record));
         self.cache.put(
             key,
             Verified {
@@ -475,23 +476,9 @@ impl<S: ControlPlaneStore> Acl<S> {
         &self,
         token: &TokenGrant,
         action: Action,
-        tenant: &TenantId,
-        project: Option<&ProjectId>,
+        target: Target<'_>,
     ) -> Result<(), Denied> {
-        decide(token, action, tenant, project, self.now())
-    }
-
-    /// Verify, then decide: what the gateway calls for each request.
-    pub async fn authorize(
-        &self,
-        bearer: &str,
-        action: Action,
-        tenant: &TenantId,
-        project: Option<&ProjectId>,
-    ) -> Result<Arc<TokenGrant>, AclError> {
-        let grant = self.verify(bearer).await?;
-        self.decide(&grant, action, tenant, project)?;
-        Ok(grant)
+        decide(token, action, target, self.now())
     }
 
     // ---- last used ----------------------------------------------------------------------------
@@ -522,17 +509,13 @@ impl<S: ControlPlaneStore> Acl<S> {
         self.cache.len()
     }
 
-    /// Runs `f` (argon2) on the blocking pool, at most `max_parallel_hashes` at once.
+    /// Runs `f` (argon2) on a hashing thread, at most `max_parallel_hashes` at once.
     async fn blocking_hash<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AclError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AclError::Store(StoreError::Task(e.to_string())))?;
-        tokio::task::spawn_blocking(f)
+        self.hashing
+            .run(f)
             .await
             .map_err(|e| AclError::Store(StoreError::Task(e.to_string())))
     }

@@ -61,7 +61,7 @@ impl PostgresTestDb {
             .collect();
         let name = format!(
             "tdsync_{slug}_{}",
-            crate::ids::random_chars(b"0123456789abcdefghijklmnopqrstuvwxyz", 10)
+            tdsync_protocol::ids::random_chars(b"0123456789abcdefghijklmnopqrstuvwxyz", 10)
         );
         let mut admin = PgConnection::connect(&server_url)
             .await

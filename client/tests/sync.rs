@@ -31,7 +31,6 @@ fn world() -> World {
         TenantId::parse("t").unwrap(),
         ProjectId::parse("p").unwrap(),
     );
-    store.create_project(&tenant, &project).unwrap();
     World {
         dir,
         server: LocalServer::new(store),
@@ -67,7 +66,7 @@ impl World {
     fn projection(&self) -> Dump {
         let store = self.server.get().unwrap();
         let conn =
-            rusqlite::Connection::open(store.shard_path(&self.tenant, &self.project)).unwrap();
+            rusqlite::Connection::open(store.project(&self.tenant, &self.project).path()).unwrap();
         Dump::read(&conn).unwrap()
     }
 
@@ -75,7 +74,8 @@ impl World {
         self.server
             .get()
             .unwrap()
-            .status(&self.tenant, &self.project)
+            .project(&self.tenant, &self.project)
+            .status()
             .unwrap()
             .event_count
     }

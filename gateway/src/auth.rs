@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use tdsync_acl::{Action, Denied, TokenGrant};
+use tdsync_acl::{AclError, Action, Denied, ProjectId, Target, TokenGrant, TokenId};
 
 use crate::{error::ApiError, state::AppState};
 
@@ -38,56 +38,87 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// A project the caller may act on, with the ids both stores use.
-#[derive(Debug, Clone)]
+/// A project the caller may act on: its control-plane record and its shard.
+#[derive(Clone)]
 pub struct ProjectRef {
-    pub project: tdsync_acl::Project,
-    pub shard_tenant: tdsync_tenants::TenantId,
-    pub shard_project: tdsync_tenants::ProjectId,
+    pub record: tdsync_acl::Project,
+    pub shard: tdsync_tenants::Project,
 }
 
 impl AppState {
     /// Resolves project `id` for `action` by `caller`: 404 when it does not exist, belongs to
     /// another tenant, or the token is not bound to it; 403 when the token's scopes are short;
-    /// 401 when it expired since it was verified.
+    /// 401 when it expired since it was verified; 503 when the control plane cannot answer.
     pub async fn project(
         &self,
         caller: &Caller,
         id: &str,
         action: Action,
     ) -> Result<ProjectRef, ApiError> {
-        let pid = tdsync_acl::ProjectId::parse(id).map_err(|_| ApiError::no_such_project(id))?;
-        let project = self
+        let pid = ProjectId::parse(id).map_err(|_| ApiError::no_such_project(id))?;
+        let record = self
             .acl()
             .project(&pid)
             .await?
             .ok_or_else(|| ApiError::no_such_project(id))?;
-        match self
-            .acl()
-            .decide(&caller.0, action, &project.tenant, Some(&project.id))
-        {
+        match self.acl().decide(
+            &caller.0,
+            action,
+            Target::Project(&record.tenant, &record.id),
+        ) {
             Ok(()) => {}
             Err(Denied::OtherTenant { .. } | Denied::ProjectNotBound { .. }) => {
                 return Err(ApiError::no_such_project(id));
             }
-            Err(Denied::Expired { .. }) => return Err(ApiError::unauthorized("token expired")),
-            Err(other) => return Err(ApiError::forbidden(other.to_string())),
+            Err(other) => return Err(other.into()),
         }
-        let shard_tenant = tdsync_tenants::TenantId::parse(project.tenant.as_str())?;
-        let shard_project = tdsync_tenants::ProjectId::parse(project.id.as_str())?;
-        Ok(ProjectRef {
-            project,
-            shard_tenant,
-            shard_project,
-        })
+        let shard = self.tenants().project(&record.tenant, &record.id);
+        Ok(ProjectRef { record, shard })
     }
 
     /// Decides a tenant-wide action (create or list projects, manage tokens) for `caller`.
     pub fn tenant_action(&self, caller: &Caller, action: Action) -> Result<(), ApiError> {
-        match self.acl().decide(&caller.0, action, &caller.0.tenant, None) {
-            Ok(()) => Ok(()),
-            Err(Denied::Expired { .. }) => Err(ApiError::unauthorized("token expired")),
-            Err(other) => Err(ApiError::forbidden(other.to_string())),
+        Ok(self
+            .acl()
+            .decide(&caller.0, action, Target::Tenant(&caller.0.tenant))?)
+    }
+
+    /// The token `id` as the target of `action` by `caller`, reached through `via` (a member of
+    /// that project) or tenant-wide. A token the caller may not reach — of another tenant, not
+    /// a member of the project, reaching projects the caller does not, or revoked — answers
+    /// like one that does not exist (404), so token ids do not leak.
+    pub async fn token(
+        &self,
+        caller: &Caller,
+        id: &str,
+        action: Action,
+        via: Option<&tdsync_acl::Project>,
+    ) -> Result<TokenId, ApiError> {
+        let not_found = || match via {
+            Some(p) => ApiError::not_found(format!("member {id} of project {} not found", p.id)),
+            None => ApiError::not_found(format!("token {id} not found")),
+        };
+        let token = TokenId::parse(id).map_err(|_| not_found())?;
+        let record = match self.acl().token(&token).await {
+            Ok(record) => record,
+            Err(AclError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if via.is_some() && record.revoked_at.is_some() {
+            return Err(not_found());
+        }
+        match self.acl().decide(
+            &caller.0,
+            action,
+            Target::Token(&record, via.map(|p| &p.id)),
+        ) {
+            Ok(()) => Ok(token),
+            Err(
+                Denied::OtherTenant { .. }
+                | Denied::ProjectNotBound { .. }
+                | Denied::TokenOutOfReach { .. },
+            ) => Err(not_found()),
+            Err(other) => Err(other.into()),
         }
     }
 }

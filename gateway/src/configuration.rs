@@ -11,7 +11,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TDSYNC_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Most project shards kept open at once (least recently used are closed first).
-    #[arg(long, env = "TDSYNC_MAX_OPEN_SHARDS", default_value_t = 256)]
+    #[arg(long, env = "TDSYNC_MAX_OPEN_SHARDS", default_value_t = tdsync_tenants::TenantsConfig::DEFAULT_MAX_OPEN_SHARDS)]
     pub max_open_shards: usize,
     /// `normal`: commits survive a crash of tdsync (the newest may be lost on power failure);
     /// `full`: every push is on disk before it is acknowledged.

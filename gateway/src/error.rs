@@ -98,21 +98,41 @@ impl From<tdsync_tenants::StoreError> for ApiError {
 
 impl From<tdsync_acl::AuthError> for ApiError {
     fn from(e: tdsync_acl::AuthError) -> ApiError {
-        ApiError::from(tdsync_acl::AclError::Auth(e))
+        use tdsync_acl::AuthError as E;
+        match e {
+            E::Unavailable(_) => ApiError::unavailable(e.to_string()),
+            E::Malformed | E::Invalid | E::Expired { .. } | E::Revoked { .. } => {
+                ApiError::unauthorized(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<tdsync_acl::Denied> for ApiError {
+    fn from(e: tdsync_acl::Denied) -> ApiError {
+        match e {
+            tdsync_acl::Denied::Expired { .. } => ApiError::unauthorized(e.to_string()),
+            other => ApiError::forbidden(other.to_string()),
+        }
     }
 }
 
 impl From<tdsync_acl::AclError> for ApiError {
     fn from(e: tdsync_acl::AclError) -> ApiError {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let code = match status.as_u16() {
-            400 => error_code::BAD_REQUEST,
-            401 => error_code::UNAUTHORIZED,
-            403 => error_code::INSUFFICIENT_SCOPE,
-            404 => error_code::NOT_FOUND,
-            409 => "conflict",
-            _ => error_code::INTERNAL,
-        };
-        ApiError::new(status, code, e.to_string())
+        use tdsync_acl::{AclError as E, StoreError as S};
+        match e {
+            E::Auth(e) => ApiError::from(e),
+            E::Denied(e) => ApiError::from(e),
+            E::Mint(e) => ApiError::forbidden(e.to_string()),
+            E::Invalid(m) => ApiError::bad_request(m),
+            E::NotFound(m) => ApiError::not_found(m),
+            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            // The control plane could not be reached or failed to answer: try again later.
+            E::Store(
+                e
+                @ (S::Sqlite { .. } | S::Postgres(_) | S::Io { .. } | S::FeedDown(_) | S::Task(_)),
+            ) => ApiError::unavailable(format!("the control plane is unavailable: {e}")),
+            other @ (E::Store(_) | E::Hash(_)) => ApiError::internal(other.to_string()),
+        }
     }
 }

@@ -4,7 +4,6 @@
 //! shard found in `tenants`, and the answer written in td's exact wire format.
 
 pub mod auth;
-pub mod bench;
 pub mod configuration;
 pub mod error;
 pub mod metrics;

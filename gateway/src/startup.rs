@@ -40,7 +40,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         .await
         .with_context(|| format!("opening the control plane {url}"))?;
     let acl = Acl::new(store, AclConfig::default());
-    Ok(AppState::new(Arc::new(tenants), Arc::new(acl)))
+    Ok(AppState::new(tenants, Arc::new(acl)))
 }
 
 /// The application: duplicate slashes are collapsed before routing (so this wraps the router

@@ -12,13 +12,13 @@ use crate::{error::ApiError, metrics::Metrics};
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    tenants: Arc<Tenants>,
+    tenants: Tenants,
     acl: Arc<Acl>,
     metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(tenants: Arc<Tenants>, acl: Arc<Acl>) -> AppState {
+    pub fn new(tenants: Tenants, acl: Arc<Acl>) -> AppState {
         AppState(Arc::new(Inner {
             tenants,
             acl,
@@ -26,7 +26,7 @@ impl AppState {
         }))
     }
 
-    pub fn tenants(&self) -> &Arc<Tenants> {
+    pub fn tenants(&self) -> &Tenants {
         &self.0.tenants
     }
 
@@ -37,16 +37,14 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
     }
+}
 
-    /// Runs shard work (blocking SQLite) off the async workers.
-    pub async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Tenants) -> Result<T, tdsync_tenants::StoreError> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let tenants = self.0.tenants.clone();
-        match tokio::task::spawn_blocking(move || f(&tenants)).await {
-            Ok(result) => result.map_err(ApiError::from),
-            Err(e) => Err(ApiError::internal(format!("shard task failed: {e}"))),
-        }
+/// Runs shard work (blocking SQLite) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, tdsync_tenants::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(format!("shard task failed: {e}"))),
     }
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, params};
 use tdsync_client::tddb::TdDatabase;
 use tdsync_harness::workload::issue_events as events;
 use tdsync_protocol::wire::{PullEvent, PullQuery, PushEvent, PushRequest};
-use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
+use tdsync_tenants::{Project, ProjectId, TenantId, Tenants, TenantsConfig};
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
@@ -21,24 +21,18 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 struct Store {
     _dir: tempfile::TempDir,
-    store: Tenants,
-    t: TenantId,
-    p: ProjectId,
+    project: Project,
 }
 
 impl Store {
     /// td's pull of this project's log from `after` (all devices).
     fn pull(&self, after: i64, limit: Option<i64>) -> tdsync_protocol::wire::PullResponse {
-        self.store
-            .pull(
-                &self.t,
-                &self.p,
-                &PullQuery {
-                    after_server_seq: after,
-                    limit,
-                    exclude_client: None,
-                },
-            )
+        self.project
+            .pull(&PullQuery {
+                after_server_seq: after,
+                limit,
+                exclude_client: None,
+            })
             .unwrap()
     }
 }
@@ -46,32 +40,22 @@ impl Store {
 fn store() -> Store {
     let dir = tempfile::tempdir().unwrap();
     let store = Tenants::open(TenantsConfig::new(dir.path())).unwrap();
-    let (t, p) = (
-        TenantId::parse("bench").unwrap(),
-        ProjectId::parse("p").unwrap(),
+    let project = store.project(
+        &TenantId::parse("bench").unwrap(),
+        &ProjectId::parse("p").unwrap(),
     );
-    store.create_project(&t, &p).unwrap();
-    Store {
-        _dir: dir,
-        store,
-        t,
-        p,
-    }
+    Store { _dir: dir, project }
 }
 
 fn push_all(s: &Store, evs: &[PushEvent], device: &str) {
     for chunk in evs.chunks(500) {
         let r = s
-            .store
-            .push(
-                &s.t,
-                &s.p,
-                &PushRequest {
-                    device_id: device.into(),
-                    session_id: "ses_1".into(),
-                    events: chunk.to_vec(),
-                },
-            )
+            .project
+            .push(&PushRequest {
+                device_id: device.into(),
+                session_id: "ses_1".into(),
+                events: chunk.to_vec(),
+            })
             .unwrap();
         assert_eq!(r.accepted as usize, chunk.len());
     }
@@ -229,7 +213,7 @@ fn bench_push(n: usize, rounds: usize) {
 fn bench_pull(s: &Store, rounds: usize) {
     let mut ours = Vec::new();
     let mut base = Vec::new();
-    let raw = Connection::open(s.store.shard_path(&s.t, &s.p)).unwrap();
+    let raw = Connection::open(s.project.path()).unwrap();
     for r in 0..rounds * 5 {
         let after = ((r * 9973) % 49_000) as i64;
         let start = Instant::now();
@@ -253,7 +237,7 @@ fn bench_pull(s: &Store, rounds: usize) {
     );
 
     // At the head the answer comes from the cached head.
-    let head = s.store.status(&s.t, &s.p).unwrap().last_server_seq;
+    let head = s.project.status().unwrap().last_server_seq;
     let start = Instant::now();
     let reps = 100_000;
     for _ in 0..reps {
@@ -271,12 +255,12 @@ fn bench_pull(s: &Store, rounds: usize) {
 fn bench_rebuild(s: &Store, rounds: usize) {
     let mut ours = Vec::new();
     for _ in 0..rounds.min(5) {
-        let report = s.store.rebuild_in_place(&s.t, &s.p).unwrap();
+        let report = s.project.rebuild_in_place().unwrap();
         assert_eq!(report.events, 50_000);
         ours.push(report.millis as f64);
     }
     println!("rebuild_50k        {:>10.0} ms", median(ours));
-    let check = s.store.rebuild_check(&s.t, &s.p).unwrap();
+    let check = s.project.rebuild_check().unwrap();
     assert!(check.matches);
     println!(
         "rebuild_check_50k  {:>10} ms (replay into memory + compare with live)",

@@ -31,7 +31,7 @@ use tdsync_protocol::{
     EntityType, Envelope,
     wire::{PullEvent, PullQuery, PullResponse},
 };
-use tdsync_tenants::{Conflict, ConflictFilter, ProjectId, RebuildReport, TenantId, Tenants};
+use tdsync_tenants::{Conflict, ConflictFilter, Project, RebuildReport, Tenants};
 
 use crate::{
     report::ConflictView,
@@ -114,27 +114,17 @@ impl<T: ServerView + ?Sized> ServerView for &T {
 }
 
 /// A project of a store in this process.
-pub struct StoreView<'a> {
-    pub store: &'a Tenants,
-    pub tenant: &'a TenantId,
-    pub project: &'a ProjectId,
-}
-
-impl ServerView for StoreView<'_> {
+impl ServerView for Project {
     fn pull(&self, query: &PullQuery) -> Result<PullResponse, String> {
-        self.store
-            .pull(self.tenant, self.project, query)
-            .map_err(|e| e.to_string())
+        Project::pull(self, query).map_err(|e| e.to_string())
     }
 
     fn shard_path(&self) -> PathBuf {
-        self.store.shard_path(self.tenant, self.project)
+        self.path().to_path_buf()
     }
 
     fn rebuild_check(&self) -> Result<RebuildReport, String> {
-        self.store
-            .rebuild_check(self.tenant, self.project)
-            .map_err(|e| e.to_string())
+        Project::rebuild_check(self).map_err(|e| e.to_string())
     }
 
     fn conflicts(&self) -> Result<Vec<Conflict>, String> {
@@ -142,9 +132,7 @@ impl ServerView for StoreView<'_> {
             limit: Some(10_000),
             ..Default::default()
         };
-        self.store
-            .conflicts(self.tenant, self.project, &filter)
-            .map_err(|e| e.to_string())
+        Project::conflicts(self, &filter).map_err(|e| e.to_string())
     }
 }
 
@@ -172,11 +160,7 @@ impl<'a> Subject<'a> {
     /// A world's in-process server and clients (`client 0`, `client 1`, …).
     pub fn of_world(world: &'a World, store: &'a Tenants) -> Subject<'a> {
         Subject {
-            server: Box::new(StoreView {
-                store,
-                tenant: &world.tenant,
-                project: &world.project,
-            }),
+            server: Box::new(store.project(&world.tenant, &world.project)),
             replicas: world_replicas(world),
         }
     }

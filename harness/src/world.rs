@@ -192,9 +192,6 @@ impl World {
                 let store = open_store(dir.path())?;
                 let tenant = TenantId::parse("harness").map_err(|e| setup(&e))?;
                 let project = ProjectId::parse("p_harness").map_err(|e| setup(&e))?;
-                store
-                    .create_project(&tenant, &project)
-                    .map_err(|e| setup(&e))?;
                 (LocalServer::new(store), None, tenant, project)
             }
             Backend::Http { server_bin } => {
@@ -353,7 +350,7 @@ impl World {
         }
         self.server
             .get()
-            .and_then(|s| s.status(&self.tenant, &self.project).ok())
+            .and_then(|s| s.project(&self.tenant, &self.project).status().ok())
             .map_or(0, |s| s.last_server_seq)
     }
 

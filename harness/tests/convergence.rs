@@ -155,7 +155,6 @@ fn world() -> World {
         TenantId::parse("t").unwrap(),
         ProjectId::parse("p").unwrap(),
     );
-    store.create_project(&tenant, &project).unwrap();
     World {
         _dir: dir,
         server: LocalServer::new(store),
@@ -252,7 +251,7 @@ fn run(clients: usize, steps: &[(usize, Step)], seed: u64) -> Result<(), TestCas
     }
 
     let store = w.server.get().unwrap();
-    let shard = rusqlite::Connection::open(store.shard_path(&w.tenant, &w.project)).unwrap();
+    let shard = rusqlite::Connection::open(store.project(&w.tenant, &w.project).path()).unwrap();
     let projection = Dump::read(&shard).unwrap();
     for (i, c) in cs.iter().enumerate() {
         prop_assert_eq!(
@@ -270,7 +269,7 @@ fn run(clients: usize, steps: &[(usize, Step)], seed: u64) -> Result<(), TestCas
     }
 
     // Every logged event is exactly one sendable action_log row somewhere, and vice versa.
-    let status = store.status(&w.tenant, &w.project).unwrap();
+    let status = store.project(&w.tenant, &w.project).status().unwrap();
     let rows: i64 = cs
         .iter()
         .map(|c| {
@@ -285,7 +284,10 @@ fn run(clients: usize, steps: &[(usize, Step)], seed: u64) -> Result<(), TestCas
         })
         .sum();
     prop_assert_eq!(status.event_count, rows, "log size vs action_log rows");
-    let rebuilt = store.rebuild_check(&w.tenant, &w.project).unwrap();
+    let rebuilt = store
+        .project(&w.tenant, &w.project)
+        .rebuild_check()
+        .unwrap();
     prop_assert!(
         rebuilt.matches,
         "replaying the log differs from the projection: {:?}",
@@ -316,7 +318,7 @@ fn run(clients: usize, steps: &[(usize, Step)], seed: u64) -> Result<(), TestCas
             session_id: c.identity().session_id.clone(),
             events: pending.events,
         };
-        let resp = store.push(&w.tenant, &w.project, &req).unwrap();
+        let resp = store.project(&w.tenant, &w.project).push(&req).unwrap();
         prop_assert_eq!(resp.accepted, 0, "a re-push created new events");
         for r in &resp.rejected {
             prop_assert_eq!(r.reason.as_str(), "duplicate");
@@ -328,7 +330,11 @@ fn run(clients: usize, steps: &[(usize, Step)], seed: u64) -> Result<(), TestCas
         }
     }
     prop_assert_eq!(
-        store.status(&w.tenant, &w.project).unwrap().event_count,
+        store
+            .project(&w.tenant, &w.project)
+            .status()
+            .unwrap()
+            .event_count,
         status.event_count
     );
 
@@ -343,15 +349,12 @@ const MODELLED: &[&str] = &["title", "priority", "status", "points"];
 /// conflict naming that field, and no other event may have one.
 fn check_conflicts(store: &Tenants, w: &World) -> Result<(), TestCaseError> {
     let log = store
-        .pull(
-            &w.tenant,
-            &w.project,
-            &PullQuery {
-                after_server_seq: 0,
-                limit: Some(10_000),
-                exclude_client: None,
-            },
-        )
+        .project(&w.tenant, &w.project)
+        .pull(&PullQuery {
+            after_server_seq: 0,
+            limit: Some(10_000),
+            exclude_client: None,
+        })
         .unwrap();
     let mut model: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut expected: BTreeSet<(i64, String)> = BTreeSet::new();
@@ -390,14 +393,11 @@ fn check_conflicts(store: &Tenants, w: &World) -> Result<(), TestCaseError> {
         }
     }
     let recorded: BTreeSet<(i64, String)> = store
-        .conflicts(
-            &w.tenant,
-            &w.project,
-            &ConflictFilter {
-                limit: Some(10_000),
-                ..Default::default()
-            },
-        )
+        .project(&w.tenant, &w.project)
+        .conflicts(&ConflictFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
         .unwrap()
         .into_iter()
         .filter(|c| c.entity_type == "issues")

@@ -57,15 +57,12 @@ fn describe(failures: &[Failure]) -> String {
 fn log(world: &World) -> Vec<PullEvent> {
     let store = world.server.get().expect("the server is up after a run");
     let page = store
-        .pull(
-            &world.tenant,
-            &world.project,
-            &PullQuery {
-                after_server_seq: 0,
-                limit: Some(10_000),
-                exclude_client: None,
-            },
-        )
+        .project(&world.tenant, &world.project)
+        .pull(&PullQuery {
+            after_server_seq: 0,
+            limit: Some(10_000),
+            exclude_client: None,
+        })
         .unwrap();
     assert!(!page.has_more, "logs of these scenarios fit one page");
     page.events
@@ -78,7 +75,8 @@ fn server_rows<T>(
     f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Vec<T> {
     let store = world.server.get().unwrap();
-    let conn = rusqlite::Connection::open(store.shard_path(&world.tenant, &world.project)).unwrap();
+    let conn =
+        rusqlite::Connection::open(store.project(&world.tenant, &world.project).path()).unwrap();
     let mut stmt = conn.prepare(sql).unwrap();
     stmt.query_map([], f)
         .unwrap()
@@ -359,12 +357,8 @@ fn poison_events_are_quarantined_alike_kept_in_the_log_and_later_events_land() {
         .find(|e| e.entity_type == "issue_reviews")
         .unwrap();
     let history = store
-        .history(
-            &world.tenant,
-            &world.project,
-            EntityType::IssueReviews,
-            &poison.entity_id,
-        )
+        .project(&world.tenant, &world.project)
+        .history(EntityType::IssueReviews, &poison.entity_id)
         .unwrap();
     assert_eq!(history.len(), 1);
     assert!(
@@ -513,7 +507,10 @@ fn concurrent_syncs_run_three_at_once() {
 fn clock_skew_is_measured_per_device() {
     let world = run("clock-skew", 1);
     let store = world.server.get().unwrap();
-    let clocks = store.device_clocks(&world.tenant, &world.project).unwrap();
+    let clocks = store
+        .project(&world.tenant, &world.project)
+        .device_clocks()
+        .unwrap();
     let skew = |i: usize| {
         clocks
             .iter()

@@ -45,6 +45,12 @@ pub enum StoreError {
     },
 }
 
+impl From<tdsync_protocol::ids::BadId> for StoreError {
+    fn from(e: tdsync_protocol::ids::BadId) -> StoreError {
+        StoreError::BadRequest(e.to_string())
+    }
+}
+
 impl StoreError {
     pub(crate) fn sql(path: &std::path::Path, source: rusqlite::Error) -> StoreError {
         if let rusqlite::Error::SqliteFailure(e, _) = &source

@@ -1,90 +1,52 @@
-//! The shard pool: at most `cap` shards held open (least recently used closed first), reopened
-//! on demand. A shard still in use when evicted stays alive for its users and is found again by
-//! the next caller, so one file never has two writers in this process.
+//! The open-shard budget: at most `cap` shards kept open, least recently used closed first.
+//! The pool only keeps shards alive; finding or opening a project's shard is the registry's job
+//! (one lock per project, so opening a cold shard never holds up other projects). A shard still
+//! in use when evicted stays alive for its users and is found again through the registry, so
+//! one file never has two writers in this process.
 
-use std::{
-    collections::HashMap,
-    num::NonZeroUsize,
-    sync::{Arc, Weak},
-};
+use std::{num::NonZeroUsize, sync::Arc};
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::{
-    error::StoreError,
-    ids::{ProjectId, TenantId},
-    shard::Shard,
-};
-
-type Key = (TenantId, ProjectId);
+use crate::{registry::Key, shard::Shard};
 
 pub(crate) struct ShardPool {
-    state: Mutex<State>,
-}
-
-struct State {
-    open: LruCache<Key, Arc<Shard>>,
-    live: HashMap<Key, Weak<Shard>>,
+    open: Mutex<LruCache<Key, Arc<Shard>>>,
 }
 
 impl ShardPool {
     pub fn new(cap: usize) -> ShardPool {
         let cap = NonZeroUsize::new(cap.max(1)).unwrap_or(NonZeroUsize::MIN);
         ShardPool {
-            state: Mutex::new(State {
-                open: LruCache::new(cap),
-                live: HashMap::new(),
-            }),
+            open: Mutex::new(LruCache::new(cap)),
         }
     }
 
-    /// The shard for `key`, opening it with `open` when no live handle exists.
-    pub fn get(
-        &self,
-        key: &Key,
-        open: impl FnOnce() -> Result<Shard, StoreError>,
-    ) -> Result<Arc<Shard>, StoreError> {
-        let evicted;
-        let shard = {
-            let mut st = self.state.lock();
-            if let Some(s) = st.open.get(key) {
-                return Ok(s.clone());
-            }
-            let shard = match st.live.get(key).and_then(Weak::upgrade) {
-                Some(s) => s,
-                None => Arc::new(open()?),
-            };
-            st.live.insert(key.clone(), Arc::downgrade(&shard));
-            evicted = st.open.push(key.clone(), shard.clone());
-            st.live.retain(|_, w| w.strong_count() > 0);
-            shard
-        };
-        // Closing a shard checkpoints it; do that outside the pool lock.
-        drop(evicted);
-        Ok(shard)
-    }
-
-    /// The shard for `key` if it is open right now (never opens one: no I/O).
-    pub fn get_open(&self, key: &Key) -> Option<Arc<Shard>> {
-        let mut st = self.state.lock();
-        if let Some(s) = st.open.get(key) {
-            return Some(s.clone());
+    /// Marks `key`'s shard as just used, keeping (or putting back) `shard` in the budget. The
+    /// shard this evicts is returned, to be dropped (closing it checkpoints) outside every lock.
+    #[must_use = "drop the evicted shard outside any lock"]
+    pub fn used(&self, key: &Key, shard: &Arc<Shard>) -> Option<Arc<Shard>> {
+        let mut open = self.open.lock();
+        if open.get(key).is_some() {
+            return None;
         }
-        st.live.get(key).and_then(Weak::upgrade)
+        open.push(key.clone(), shard.clone())
+            .filter(|(evicted, _)| evicted != key)
+            .map(|(_, s)| s)
     }
 
     /// Shards currently held open by the pool.
     pub fn open_count(&self) -> usize {
-        self.state.lock().open.len()
+        self.open.lock().len()
     }
 
     /// Closes every shard the pool holds (in-flight users keep theirs until they finish).
     pub fn close_all(&self) {
         let drained: Vec<Arc<Shard>> = {
-            let mut st = self.state.lock();
-            let mut out = Vec::new();
-            while let Some((_, s)) = st.open.pop_lru() {
+            let mut open = self.open.lock();
+            let mut out = Vec::with_capacity(open.len());
+            while let Some((_, s)) = open.pop_lru() {
                 out.push(s);
             }
             out

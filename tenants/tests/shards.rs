@@ -6,7 +6,9 @@ use tdsync_protocol::{
     EntityType,
     wire::{PullQuery, PushEvent, PushRequest},
 };
-use tdsync_tenants::{ConflictFilter, ProjectId, StoreError, TenantId, Tenants, TenantsConfig};
+use tdsync_tenants::{
+    ConflictFilter, Project, ProjectId, StoreError, TenantId, Tenants, TenantsConfig,
+};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -20,7 +22,6 @@ fn fixture() -> Fixture {
     let store = Tenants::open(TenantsConfig::new(dir.path())).unwrap();
     let tenant = TenantId::parse("acme").unwrap();
     let project = ProjectId::parse("p_0001").unwrap();
-    store.create_project(&tenant, &project).unwrap();
     Fixture {
         _dir: dir,
         store,
@@ -62,8 +63,15 @@ fn req(device: &str, events: Vec<PushEvent>) -> PushRequest {
 }
 
 impl Fixture {
+    fn p(&self) -> Project {
+        self.store.project(&self.tenant, &self.project)
+    }
+
     fn push(&self, r: &PushRequest) -> tdsync_protocol::wire::PushResponse {
-        self.store.push(&self.tenant, &self.project, r).unwrap()
+        self.store
+            .project(&self.tenant, &self.project)
+            .push(r)
+            .unwrap()
     }
 
     fn pull(
@@ -73,27 +81,19 @@ impl Fixture {
         exclude: Option<&str>,
     ) -> tdsync_protocol::wire::PullResponse {
         self.store
-            .pull(
-                &self.tenant,
-                &self.project,
-                &PullQuery {
-                    after_server_seq: after,
-                    limit,
-                    exclude_client: exclude.map(str::to_string),
-                },
-            )
+            .project(&self.tenant, &self.project)
+            .pull(&PullQuery {
+                after_server_seq: after,
+                limit,
+                exclude_client: exclude.map(str::to_string),
+            })
             .unwrap()
     }
 
     fn title(&self, id: &str) -> Option<String> {
         self.store
-            .state_at(
-                &self.tenant,
-                &self.project,
-                EntityType::Issues,
-                id,
-                i64::MAX,
-            )
+            .project(&self.tenant, &self.project)
+            .state_at(EntityType::Issues, id, i64::MAX)
             .unwrap()
             .map(|v| v["title"].as_str().unwrap().to_string())
     }
@@ -129,7 +129,7 @@ fn push_acks_new_events_with_increasing_seqs() {
         vec![1, 2]
     );
     assert!(r.rejected.is_empty());
-    let status = f.store.status(&f.tenant, &f.project).unwrap();
+    let status = f.p().status().unwrap();
     assert_eq!((status.event_count, status.last_server_seq), (2, 2));
     assert!(status.last_event_time.is_some());
 }
@@ -241,15 +241,12 @@ fn a_bad_request_is_refused_whole_and_changes_nothing() {
         (req("d", vec![good(), bad_ts]), "client_timestamp"),
     ];
     for (r, needle) in cases {
-        match f.store.push(&f.tenant, &f.project, &r) {
+        match f.p().push(&r) {
             Err(StoreError::BadRequest(m)) => assert!(m.contains(needle), "{m} lacks {needle}"),
             other => panic!("expected BadRequest({needle}), got {other:?}"),
         }
     }
-    assert_eq!(
-        f.store.status(&f.tenant, &f.project).unwrap().event_count,
-        0
-    );
+    assert_eq!(f.p().status().unwrap().event_count, 0);
     assert_eq!(f.title("td-1"), None);
 }
 
@@ -293,15 +290,11 @@ fn pull_pages_follow_td_semantics() {
     assert_eq!(head.last_server_seq, 10);
     // A limit over 10000 is capped, not refused; below 1 is refused.
     assert_eq!(f.pull(0, Some(50_000), None).events.len(), 10);
-    let bad = f.store.pull(
-        &f.tenant,
-        &f.project,
-        &PullQuery {
-            after_server_seq: 0,
-            limit: Some(0),
-            exclude_client: None,
-        },
-    );
+    let bad = f.p().pull(&PullQuery {
+        after_server_seq: 0,
+        limit: Some(0),
+        exclude_client: None,
+    });
     assert!(matches!(bad, Err(StoreError::BadRequest(_))));
 }
 
@@ -358,27 +351,24 @@ fn the_projection_follows_the_log_and_rebuilds_to_the_same_state() {
         event(4, "create", "board_issue_positions", "bip_x", json!({"id":"bip_x","board_id":"bd-gone","issue_id":"td-1","position":1}), json!({})),
     ]));
     assert_eq!(f.title("td-1").as_deref(), Some("two"));
-    let check = f.store.rebuild_check(&f.tenant, &f.project).unwrap();
+    let check = f.p().rebuild_check().unwrap();
     assert!(check.matches, "{:?}", check.divergence);
     assert_eq!(check.events, 4);
-    let rebuilt = f.store.rebuild_in_place(&f.tenant, &f.project).unwrap();
+    let rebuilt = f.p().rebuild_in_place().unwrap();
     assert_eq!(rebuilt.events, 4);
     assert_eq!(f.title("td-1").as_deref(), Some("two"));
     assert!(
         f.store
-            .rebuild_check(&f.tenant, &f.project)
+            .project(&f.tenant, &f.project)
+            .rebuild_check()
             .unwrap()
             .matches
     );
     // The orphaned position is in the log and in history, marked as skipped.
     let h = f
         .store
-        .history(
-            &f.tenant,
-            &f.project,
-            EntityType::BoardIssuePositions,
-            "bip_x",
-        )
+        .project(&f.tenant, &f.project)
+        .history(EntityType::BoardIssuePositions, "bip_x")
         .unwrap();
     assert!(
         h[0].skipped
@@ -442,7 +432,8 @@ fn a_clobbered_value_is_kept_with_both_versions_and_can_be_restored() {
     ));
     let all = f
         .store
-        .conflicts(&f.tenant, &f.project, &ConflictFilter::default())
+        .project(&f.tenant, &f.project)
+        .conflicts(&ConflictFilter::default())
         .unwrap();
     assert_eq!(all.len(), 1, "{all:#?}");
     let c = &all[0];
@@ -456,38 +447,34 @@ fn a_clobbered_value_is_kept_with_both_versions_and_can_be_restored() {
     assert_eq!((c.winning_seq, c.winning_device.as_str()), (3, "dev-b"));
     let by_entity = f
         .store
-        .conflicts(
-            &f.tenant,
-            &f.project,
-            &ConflictFilter {
-                entity: Some((EntityType::Issues, "td-1".into())),
-                ..Default::default()
-            },
-        )
+        .project(&f.tenant, &f.project)
+        .conflicts(&ConflictFilter {
+            entity: Some((EntityType::Issues, "td-1".into())),
+            ..Default::default()
+        })
         .unwrap();
     assert_eq!(by_entity.len(), 1);
     let none = f
         .store
-        .conflicts(
-            &f.tenant,
-            &f.project,
-            &ConflictFilter {
-                entity: Some((EntityType::Issues, "td-2".into())),
-                ..Default::default()
-            },
-        )
+        .project(&f.tenant, &f.project)
+        .conflicts(&ConflictFilter {
+            entity: Some((EntityType::Issues, "td-2".into())),
+            ..Default::default()
+        })
         .unwrap();
     assert!(none.is_empty());
 
     let restored = f
         .store
-        .restore_conflict(&f.tenant, &f.project, c.id)
+        .project(&f.tenant, &f.project)
+        .restore_conflict(c.id)
         .unwrap();
     assert_eq!(restored.action_type, "update");
     assert_eq!(f.title("td-1").as_deref(), Some("alice's"));
     assert_eq!(
         f.store
-            .state_at(&f.tenant, &f.project, EntityType::Issues, "td-1", i64::MAX)
+            .project(&f.tenant, &f.project)
+            .state_at(EntityType::Issues, "td-1", i64::MAX)
             .unwrap()
             .unwrap()["priority"],
         "P0",
@@ -499,17 +486,19 @@ fn a_clobbered_value_is_kept_with_both_versions_and_can_be_restored() {
     assert_eq!(page.events[0].server_seq, restored.server_seq);
     let after = f
         .store
-        .conflicts(&f.tenant, &f.project, &ConflictFilter::default())
+        .project(&f.tenant, &f.project)
+        .conflicts(&ConflictFilter::default())
         .unwrap();
     assert_eq!(after[0].restored_by_seq, Some(restored.server_seq));
     assert!(
         f.store
-            .rebuild_check(&f.tenant, &f.project)
+            .project(&f.tenant, &f.project)
+            .rebuild_check()
             .unwrap()
             .matches
     );
     assert!(matches!(
-        f.store.restore_conflict(&f.tenant, &f.project, 999),
+        f.p().restore_conflict(999),
         Err(StoreError::NotFound(_))
     ));
 }
@@ -554,13 +543,15 @@ fn a_hard_deleted_row_is_restored_by_a_create() {
     assert_eq!(f.title("td-1"), None);
     let c = f
         .store
-        .conflicts(&f.tenant, &f.project, &ConflictFilter::default())
+        .project(&f.tenant, &f.project)
+        .conflicts(&ConflictFilter::default())
         .unwrap()
         .remove(0);
     assert_eq!(c.winner, Value::Null);
     assert_eq!(
         f.store
-            .restore_conflict(&f.tenant, &f.project, c.id)
+            .project(&f.tenant, &f.project)
+            .restore_conflict(c.id)
             .unwrap()
             .action_type,
         "create"
@@ -604,7 +595,8 @@ fn history_lists_every_event_and_state_at_any_seq() {
     ));
     let h = f
         .store
-        .history(&f.tenant, &f.project, EntityType::Issues, "td-1")
+        .project(&f.tenant, &f.project)
+        .history(EntityType::Issues, "td-1")
         .unwrap();
     assert_eq!(
         h.iter().map(|e| e.server_seq).collect::<Vec<_>>(),
@@ -614,7 +606,8 @@ fn history_lists_every_event_and_state_at_any_seq() {
     assert_eq!(h[1].after["title"], "v2");
     let at = |seq| {
         f.store
-            .state_at(&f.tenant, &f.project, EntityType::Issues, "td-1", seq)
+            .project(&f.tenant, &f.project)
+            .state_at(EntityType::Issues, "td-1", seq)
             .unwrap()
     };
     assert_eq!(at(0), None);
@@ -635,7 +628,7 @@ fn clock_skew_is_estimated_per_device() {
     let mut ev = event(1, "create", "issues", "td-2", issue("td-2", "y"), json!({}));
     ev.client_timestamp = chrono::Utc::now().to_rfc3339();
     f.push(&req("dev-ok", vec![ev]));
-    let clocks = f.store.device_clocks(&f.tenant, &f.project).unwrap();
+    let clocks = f.p().device_clocks().unwrap();
     let fast = clocks.iter().find(|c| c.device_id == "dev-fast").unwrap();
     let ok = clocks.iter().find(|c| c.device_id == "dev-ok").unwrap();
     assert!((fast.skew_ms - 3 * 3600 * 1000).abs() < 60_000, "{fast:?}");
@@ -643,10 +636,10 @@ fn clock_skew_is_estimated_per_device() {
 }
 
 #[test]
-fn projects_are_isolated_and_missing_ones_are_not_found() {
+fn projects_are_isolated_and_an_unwritten_one_is_empty_without_a_file() {
     let f = fixture();
     let other = ProjectId::parse("p_0002").unwrap();
-    f.store.create_project(&f.tenant, &other).unwrap();
+    let stranger = TenantId::parse("globex").unwrap();
     f.push(&req(
         "dev-a",
         vec![event(
@@ -658,20 +651,23 @@ fn projects_are_isolated_and_missing_ones_are_not_found() {
             json!({}),
         )],
     ));
-    assert_eq!(f.store.status(&f.tenant, &other).unwrap().event_count, 0);
-    assert_eq!(
-        f.store.projects(&f.tenant).unwrap(),
-        vec![f.project.clone(), other.clone()]
+    assert_eq!(f.p().status().unwrap().event_count, 1);
+    // Another project of the tenant, and the same project id in another tenant: empty, and
+    // reading them (status, pulls, snapshots) creates nothing on disk.
+    for p in [
+        f.store.project(&f.tenant, &other),
+        f.store.project(&stranger, &f.project),
+    ] {
+        assert_eq!(p.status().unwrap().event_count, 0);
+        assert!(p.pull(&PullQuery::default()).unwrap().events.is_empty());
+        assert!(p.snapshot().unwrap().is_none());
+        assert!(!p.path().exists(), "{}", p.path().display());
+    }
+    assert_ne!(
+        f.store.project(&stranger, &f.project).path(),
+        f.p().path(),
+        "each tenant has its own directory"
     );
-    let stranger = TenantId::parse("globex").unwrap();
-    assert!(matches!(
-        f.store.status(&stranger, &f.project),
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        f.store.create_project(&f.tenant, &other),
-        Err(StoreError::AlreadyExists(_))
-    ));
 }
 
 #[test]
@@ -682,19 +678,34 @@ fn damaged_or_foreign_files_are_named_in_the_error() {
     let garbage = ProjectId::parse("garbage").unwrap();
     let foreign = ProjectId::parse("foreign").unwrap();
     std::fs::create_dir_all(dir.path().join("tenants/acme")).unwrap();
-    std::fs::write(store.shard_path(&t, &garbage), vec![0x42; 8192]).unwrap();
-    rusqlite::Connection::open(store.shard_path(&t, &foreign))
+    std::fs::write(store.project(&t, &garbage).path(), vec![0x42; 8192]).unwrap();
+    rusqlite::Connection::open(store.project(&t, &foreign).path())
         .unwrap()
         .execute_batch("CREATE TABLE x (a)")
         .unwrap();
     for (p, kind) in [(&garbage, "damaged"), (&foreign, "not a tdsync shard")] {
-        let err = store.status(&t, p).expect_err("must fail");
+        let err = store.project(&t, p).status().expect_err("must fail");
         let msg = err.to_string();
         assert!(
             msg.contains(kind) && msg.contains(&format!("{p}.db")),
             "{msg}"
         );
     }
+}
+
+fn create(i: usize) -> PushRequest {
+    let id = format!("td-{i}");
+    req(
+        "d",
+        vec![event(
+            i as i64 + 1,
+            "create",
+            "issues",
+            &id,
+            issue(&id, "x"),
+            json!({}),
+        )],
+    )
 }
 
 #[test]
@@ -708,31 +719,110 @@ fn the_pool_caps_open_shards_and_reopens_on_demand() {
         .map(|i| ProjectId::parse(&format!("p{i}")).unwrap())
         .collect();
     for (i, p) in ids.iter().enumerate() {
-        store.create_project(&t, p).unwrap();
-        store
-            .push(
-                &t,
-                p,
-                &req(
-                    "d",
-                    vec![event(
-                        1,
-                        "create",
-                        "issues",
-                        &format!("td-{i}"),
-                        issue(&format!("td-{i}"), "x"),
-                        json!({}),
-                    )],
-                ),
-            )
-            .unwrap();
+        store.project(&t, p).push(&create(i)).unwrap();
         assert!(store.open_shards() <= 2);
     }
-    for p in &ids {
-        assert_eq!(store.status(&t, p).unwrap().event_count, 1, "reopened {p}");
+    for (i, p) in ids.iter().enumerate() {
+        let page = store.project(&t, p).pull(&PullQuery::default()).unwrap();
+        assert_eq!(page.events[0].entity_id, format!("td-{i}"), "reopened {p}");
+        assert!(store.open_shards() <= 2);
     }
     store.close_all();
     assert_eq!(store.open_shards(), 0);
+}
+
+#[test]
+fn heads_are_answered_from_memory_without_opening_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TenantId::parse("acme").unwrap();
+    let ids: Vec<ProjectId> = (0..20)
+        .map(|i| ProjectId::parse(&format!("p{i}")).unwrap())
+        .collect();
+    {
+        let store = Tenants::open(TenantsConfig::new(dir.path())).unwrap();
+        for (i, p) in ids.iter().enumerate() {
+            for _ in 0..=i % 3 {
+                store.project(&t, p).push(&create(i)).unwrap();
+            }
+        }
+        store.close_all();
+        // Closed shards keep their heads: status and pulls at the head open nothing.
+        for p in &ids {
+            let project = store.project(&t, p);
+            let status = project.status_cached().expect("head kept after close");
+            assert_eq!(status.event_count, 1);
+            let at_head = PullQuery {
+                after_server_seq: status.last_server_seq,
+                ..PullQuery::default()
+            };
+            assert!(project.pull_cached(&at_head).unwrap().is_some());
+        }
+        assert_eq!(store.open_shards(), 0);
+    }
+    // After a restart a head is read from the file once (no shard opened), then from memory.
+    let store = Tenants::open(TenantsConfig::new(dir.path())).unwrap();
+    let project = store.project(&t, &ids[4]);
+    assert!(project.status_cached().is_none(), "nothing read yet");
+    let status = project.status().unwrap();
+    assert_eq!((status.event_count, status.last_server_seq), (1, 1));
+    assert!(status.last_event_time.is_some());
+    assert_eq!(project.status_cached(), Some(status));
+    assert_eq!(store.open_shards(), 0);
+    assert_eq!(store.known_projects(), 1);
+}
+
+#[test]
+fn a_project_with_a_few_events_is_small_on_disk() {
+    let f = fixture();
+    for i in 0..5 {
+        assert_eq!(f.push(&create(i)).accepted, 1);
+    }
+    f.store.close_all();
+    let bytes = std::fs::metadata(f.p().path()).unwrap().len();
+    assert!(
+        bytes <= 64 * 1024,
+        "{bytes} bytes for a project with 5 events"
+    );
+    let sidecars = ["-wal", "-shm"].map(|s| format!("{}{s}", f.p().path().display()));
+    assert!(
+        sidecars.iter().all(|s| !std::path::Path::new(s).exists()),
+        "a closed shard is one file"
+    );
+}
+
+#[test]
+fn opening_a_blocked_shard_does_not_hold_up_other_projects() {
+    let f = fixture();
+    let slow = ProjectId::parse("p_slow").unwrap();
+    f.store.project(&f.tenant, &slow).push(&create(0)).unwrap();
+    f.store.close_all();
+    // Another process holds the slow project's file: opening it waits out SQLite's busy
+    // timeout (5 s). Meanwhile every other project must be served.
+    let holder = rusqlite::Connection::open(f.store.project(&f.tenant, &slow).path()).unwrap();
+    holder
+        .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+        .unwrap();
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let blocked = {
+        let (store, tenant, started) = (f.store.clone(), f.tenant.clone(), started.clone());
+        std::thread::spawn(move || {
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            store.project(&tenant, &slow).push(&create(1))
+        })
+    };
+    while !started.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    for i in 0..3 {
+        f.push(&create(10 + i));
+    }
+    assert!(
+        !blocked.is_finished(),
+        "the other project's pushes were held up by the blocked open"
+    );
+    // Once the file is free the waiting push goes through.
+    drop(holder);
+    assert_eq!(blocked.join().unwrap().unwrap().accepted, 1);
 }
 
 #[test]
@@ -790,7 +880,7 @@ fn concurrent_pushes_get_distinct_strictly_increasing_seqs() {
 fn a_snapshot_is_a_td_database_of_the_projection_at_the_head() {
     let f = fixture();
     assert!(
-        f.store.snapshot(&f.tenant, &f.project).unwrap().is_none(),
+        f.p().snapshot().unwrap().is_none(),
         "no events, no snapshot"
     );
     let base = issue("td-1", "one");
@@ -799,7 +889,7 @@ fn a_snapshot_is_a_td_database_of_the_projection_at_the_head() {
         event(2, "create", "comments", "cm-1", json!({"id":"cm-1","issue_id":"td-1","session_id":"s","text":"hi","created_at":"2026-03-01T10:00:00Z"}), json!({})),
         event(3, "update", "issues", "td-1", with(base.clone(), "title", json!("two")), base),
     ]));
-    let snap = f.store.snapshot(&f.tenant, &f.project).unwrap().unwrap();
+    let snap = f.p().snapshot().unwrap().unwrap();
     assert_eq!(snap.seq, 3);
     let db = rusqlite::Connection::open(&snap.path).unwrap();
     let header = std::fs::read(&snap.path).unwrap();
@@ -822,14 +912,14 @@ fn a_snapshot_is_a_td_database_of_the_projection_at_the_head() {
         "Integer(1)"
     );
     assert_eq!(one("PRAGMA journal_mode"), "Text(\"delete\")");
-    let shard = rusqlite::Connection::open(f.store.shard_path(&f.tenant, &f.project)).unwrap();
+    let shard = rusqlite::Connection::open(f.p().path()).unwrap();
     let (a, b) = (
         tdsync_projection::Dump::read(&shard).unwrap(),
         tdsync_projection::Dump::read(&db).unwrap(),
     );
     assert_eq!(a.first_difference(&b), None);
     // Cached per head: the same file until the head moves, then a new one (the old is pruned).
-    let again = f.store.snapshot(&f.tenant, &f.project).unwrap().unwrap();
+    let again = f.p().snapshot().unwrap().unwrap();
     assert_eq!(again.path, snap.path);
     f.push(&req(
         "dev-a",
@@ -842,7 +932,7 @@ fn a_snapshot_is_a_td_database_of_the_projection_at_the_head() {
             json!({}),
         )],
     ));
-    let next = f.store.snapshot(&f.tenant, &f.project).unwrap().unwrap();
+    let next = f.p().snapshot().unwrap().unwrap();
     assert_eq!(next.seq, 4);
     assert!(!snap.path.exists(), "the older snapshot is pruned");
 }

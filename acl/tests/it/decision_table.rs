@@ -1,14 +1,15 @@
 //! The decision table: every combination of scope set × project binding × tenant × expiry ×
-//! revocation × minted child, for every action, on both backends — through the real path
-//! (mint in the store, verify the bearer token, decide), against an oracle written here from the
-//! rules in the issue, independently of `decision.rs`.
+//! revocation × minted child, for every action, on every kind of target (the tenant, a project,
+//! another token as a project's member or tenant-wide), on both backends — through the real
+//! path (mint in the store, verify the bearer token, decide), against an oracle written here from
+//! the rules in the issues, independently of `decision.rs`.
 
 use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
 use tdsync_acl::{
-    AclError, Action, Actor, ManualClock, MintRequest, ProjectBinding, ProjectId, Scope, Scopes,
-    TenantId,
+    Action, Actor, ManualClock, MintRequest, ProjectBinding, ProjectId, Scope, Scopes, Target,
+    TenantId, TokenRecord,
 };
 
 use crate::support::{TestStore, acl_on, t0};
@@ -52,10 +53,25 @@ struct Case {
     lineage: Lineage,
 }
 
+/// Another token as a target: the projects it reaches, and the project it is reached through.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    bound_to_p1_only: bool,
+    via: Option<&'static str>,
+}
+
 /// The rules of issue 4, restated: write ⇒ read, admin ⇒ write; reader = read, writer = write,
 /// owner = admin; per-project actions need the project bound; tenant-wide management needs all
-/// projects; minting needs mint.
-fn oracle(case: &Case, action: Action, own_tenant: bool, project: Option<&str>) -> Outcome {
+/// projects; minting needs mint. And of issue 8: a token acts on another token only if that
+/// token is a member of the project it is reached through and reaches nothing the caller does
+/// not.
+fn oracle(
+    case: &Case,
+    action: Action,
+    own_tenant: bool,
+    project: Option<&str>,
+    member: Option<Member>,
+) -> Outcome {
     if matches!(
         case.lineage,
         Lineage::RootRevoked | Lineage::ChildRevoked | Lineage::ParentRevoked
@@ -86,7 +102,12 @@ fn oracle(case: &Case, action: Action, own_tenant: bool, project: Option<&str>) 
                 case.binding == Binding::All
             }
             Action::ListProjects | Action::MintChild => true,
-        };
+        }
+        && member.is_none_or(|m| {
+            let is_member = m.via.is_none_or(|p| !m.bound_to_p1_only || p == "p1");
+            let within = case.binding == Binding::All || m.bound_to_p1_only;
+            is_member && within
+        });
     if allowed {
         Outcome::Allowed
     } else {
@@ -206,38 +227,89 @@ async fn every_combination_decides_as_the_rules_say(t: TestStore) {
     }
     clock.advance(TimeDelta::hours(2));
 
-    let targets: [(&TenantId, Option<&ProjectId>, bool, Option<&str>); 5] = [
-        (&one.id, Some(&p1), true, Some("p1")),
-        (&one.id, Some(&p2), true, Some("p2")),
-        (&one.id, None, true, None),
-        (&two.id, Some(&q1), false, Some("q1")),
-        (&two.id, None, false, None),
+    // Target tokens: one bound to p1, one to every project, and one of the other tenant.
+    let target_token = |tenant: &TenantId, only: Option<&ProjectId>| {
+        let acl = &acl;
+        let tenant = tenant.clone();
+        let only = only.cloned();
+        async move {
+            let mut request = MintRequest::new(Scopes::of(&[Scope::Read]));
+            request.projects = only.map(|p| ProjectBinding::Only(BTreeSet::from([p])));
+            acl.mint(&tenant, request, &Actor::Cli)
+                .await
+                .unwrap()
+                .record
+        }
+    };
+    let on_p1: TokenRecord = target_token(&one.id, Some(&p1)).await;
+    let on_all: TokenRecord = target_token(&one.id, None).await;
+    let stranger: TokenRecord = target_token(&two.id, Some(&q1)).await;
+    let member = |bound_to_p1_only, via| {
+        Some(Member {
+            bound_to_p1_only,
+            via,
+        })
+    };
+
+    let targets: [(Target<'_>, bool, Option<&str>, Option<Member>); 10] = [
+        (Target::Project(&one.id, &p1), true, Some("p1"), None),
+        (Target::Project(&one.id, &p2), true, Some("p2"), None),
+        (Target::Tenant(&one.id), true, None, None),
+        (Target::Project(&two.id, &q1), false, Some("q1"), None),
+        (Target::Tenant(&two.id), false, None, None),
+        (
+            Target::Token(&on_p1, Some(&p1)),
+            true,
+            Some("p1"),
+            member(true, Some("p1")),
+        ),
+        (Target::Token(&on_p1, None), true, None, member(true, None)),
+        (
+            Target::Token(&on_all, Some(&p1)),
+            true,
+            Some("p1"),
+            member(false, Some("p1")),
+        ),
+        (
+            Target::Token(&on_all, None),
+            true,
+            None,
+            member(false, None),
+        ),
+        (
+            Target::Token(&stranger, Some(&q1)),
+            false,
+            Some("q1"),
+            member(true, Some("q1")),
+        ),
     ];
     let mut checked = 0;
     let mut allowed = 0;
+    let mut allowed_on_tokens = 0;
     for (case, bearer) in cases.iter().zip(&bearers) {
+        let grant = acl.verify(bearer.expose()).await;
         for action in Action::ALL {
-            for (tenant, project, own, label) in targets {
-                let got = match acl
-                    .authorize(bearer.expose(), action, tenant, project)
-                    .await
-                {
-                    Ok(_) => Outcome::Allowed,
-                    Err(AclError::Auth(_)) => Outcome::Unauthenticated,
-                    Err(AclError::Denied(_)) => Outcome::Forbidden,
-                    Err(e) => panic!("{case:?} {action:?}: unexpected {e}"),
+            for (target, own, label, member) in targets {
+                let got = match &grant {
+                    Err(_) => Outcome::Unauthenticated,
+                    Ok(grant) => match acl.decide(grant, action, target) {
+                        Ok(()) => Outcome::Allowed,
+                        Err(tdsync_acl::Denied::Expired { .. }) => Outcome::Unauthenticated,
+                        Err(_) => Outcome::Forbidden,
+                    },
                 };
-                let want = oracle(case, action, own, label);
-                assert_eq!(got, want, "{case:?} {action:?} on {tenant}/{label:?}");
+                let want = oracle(case, action, own, label, member);
+                assert_eq!(got, want, "{case:?} {action:?} on {target:?}");
                 checked += 1;
                 allowed += usize::from(got == Outcome::Allowed);
+                allowed_on_tokens += usize::from(got == Outcome::Allowed && member.is_some());
             }
         }
     }
-    assert_eq!(checked, 450 * 8 * 5);
+    assert_eq!(checked, 450 * 8 * 10);
     assert!(
-        allowed > 500,
-        "the table is not all refusals: {allowed} allowed"
+        allowed > 500 && allowed_on_tokens > 100,
+        "the table is not all refusals: {allowed} allowed, {allowed_on_tokens} on tokens"
     );
 }
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use proptest::{prelude::*, test_runner::TestRunner};
 use tdsync_acl::{
     AclError, Action, Actor, Clock, ManualClock, MintRequest, ProjectBinding, ProjectId, Scope,
-    Scopes, TenantId, TokenGrant, TokenId, check_child, decide,
+    Scopes, Target, TenantId, TokenGrant, TokenId, check_child, decide,
 };
 
 use crate::support::{Backend, TestStore, acl_on, t0};
@@ -236,8 +236,12 @@ fn a_minted_token_never_has_more_authority_than_its_parent() {
                         moments.extend(child_grant.expires_at.map(|e| e - TimeDelta::seconds(1)));
                         for at in moments {
                             for (action, tenant, project) in &questions {
-                                let child_may = decide(&child_grant, *action, tenant, project.as_ref(), at).is_ok();
-                                let parent_may = decide(&parent_grant, *action, tenant, project.as_ref(), at).is_ok();
+                                let target = match project {
+                                    Some(p) => Target::Project(tenant, p),
+                                    None => Target::Tenant(tenant),
+                                };
+                                let child_may = decide(&child_grant, *action, target, at).is_ok();
+                                let parent_may = decide(&parent_grant, *action, target, at).is_ok();
                                 assert!(
                                     !child_may || parent_may,
                                     "child may {action:?} on {tenant}/{project:?} at {at} but its parent may not"

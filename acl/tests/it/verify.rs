@@ -5,8 +5,8 @@ use std::{collections::BTreeSet, sync::Arc};
 
 use chrono::TimeDelta;
 use tdsync_acl::{
-    AclError, Action, Actor, AuthError, ManualClock, MintError, MintRequest, ProjectBinding,
-    Scopes, TOKEN_PREFIX,
+    AclError, Action, Actor, AuthError, Denied, ManualClock, MintError, MintRequest,
+    ProjectBinding, Scopes, TOKEN_PREFIX, Target,
 };
 
 use crate::support::{TestStore, acl_on, t0};
@@ -227,9 +227,10 @@ async fn minting_checks_the_live_store(t: TestStore) {
     assert_eq!(child.record.parent.as_ref(), Some(&parent.record.id));
     assert_eq!(child.record.tenant, acme.id);
     let child_grant = acl.verify(child.token.expose()).await.unwrap();
-    acl.decide(&child_grant, Action::ReadEvents, &acme.id, Some(&web.id))
+    let on_web = Target::Project(&acme.id, &web.id);
+    acl.decide(&child_grant, Action::ReadEvents, on_web)
         .unwrap();
-    acl.decide(&child_grant, Action::PushEvents, &acme.id, Some(&web.id))
+    acl.decide(&child_grant, Action::PushEvents, on_web)
         .unwrap_err();
     // Names and inputs are checked.
     let mut request = MintRequest::new(scopes("read"));
@@ -260,21 +261,14 @@ async fn verified_grants_feed_the_decision(t: TestStore) {
         .mint(&acme.id, MintRequest::new(scopes("read")), &Actor::Cli)
         .await
         .unwrap();
-    let bearer = reader.token.expose();
-    acl.authorize(bearer, Action::ReadEvents, &acme.id, Some(&web.id))
-        .await
-        .unwrap();
-    let e = acl
-        .authorize(bearer, Action::PushEvents, &acme.id, Some(&web.id))
-        .await
-        .unwrap_err();
-    assert_eq!(e.status(), 403, "{e}");
+    let on_web = Target::Project(&acme.id, &web.id);
+    let grant = acl.verify(reader.token.expose()).await.unwrap();
+    acl.decide(&grant, Action::ReadEvents, on_web).unwrap();
+    let e = acl.decide(&grant, Action::PushEvents, on_web).unwrap_err();
+    assert!(matches!(e, Denied::MissingScope { .. }), "{e}");
     assert!(e.to_string().contains("needs the write scope"), "{e}");
-    let e = acl
-        .authorize("tds_nope", Action::ReadEvents, &acme.id, Some(&web.id))
-        .await
-        .unwrap_err();
-    assert_eq!(e.status(), 401, "{e}");
+    let e = acl.verify("tds_nope").await.unwrap_err();
+    assert_eq!(e, AuthError::Malformed, "{e}");
 }
 
 async fn the_flusher_writes_last_used_in_the_background(t: TestStore) {

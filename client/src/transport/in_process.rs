@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use tdsync_protocol::wire::{PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus};
-use tdsync_tenants::{ProjectId, StoreError, TenantId, Tenants};
+use tdsync_tenants::{Project, ProjectId, StoreError, TenantId, Tenants};
 
 pub use super::faulty::{FaultCounts, Faults, Faulty};
 use super::{Transport, TransportError};
@@ -17,13 +17,13 @@ use super::{Transport, TransportError};
 /// down fail like calls to an unreachable host.
 #[derive(Clone)]
 pub struct LocalServer {
-    store: Arc<RwLock<Option<Arc<Tenants>>>>,
+    store: Arc<RwLock<Option<Tenants>>>,
 }
 
 impl LocalServer {
     pub fn new(store: Tenants) -> LocalServer {
         LocalServer {
-            store: Arc::new(RwLock::new(Some(Arc::new(store)))),
+            store: Arc::new(RwLock::new(Some(store))),
         }
     }
 
@@ -42,11 +42,11 @@ impl LocalServer {
 
     /// Starts (or replaces) the server with a freshly opened store.
     pub fn start(&self, store: Tenants) {
-        *self.store.write() = Some(Arc::new(store));
+        *self.store.write() = Some(store);
     }
 
     /// The running store, if the server is up.
-    pub fn get(&self) -> Option<Arc<Tenants>> {
+    pub fn get(&self) -> Option<Tenants> {
         self.store.read().clone()
     }
 }
@@ -71,8 +71,9 @@ impl Local {
         }
     }
 
-    /// Runs one call on the running store.
-    fn call<T>(&self, op: impl Fn(&Tenants) -> Result<T, StoreError>) -> Result<T, TransportError> {
+    /// Runs one call on the project of the running store, through the same [`Project`] handle
+    /// the gateway's handlers use.
+    fn call<T>(&self, op: impl Fn(&Project) -> Result<T, StoreError>) -> Result<T, TransportError> {
         // Held for the call: a restart waits for calls in flight, as a graceful shutdown does.
         let guard = self.server.store.read();
         let Some(store) = guard.as_ref() else {
@@ -80,21 +81,21 @@ impl Local {
                 "connection refused (server down)".into(),
             ));
         };
-        op(store).map_err(to_transport)
+        op(&store.project(&self.tenant, &self.project)).map_err(to_transport)
     }
 }
 
 impl Transport for Local {
     fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
-        self.call(|s| s.push(&self.tenant, &self.project, request))
+        self.call(|p| p.push(request))
     }
 
     fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        self.call(|s| s.pull(&self.tenant, &self.project, query))
+        self.call(|p| p.pull(query))
     }
 
     fn status(&self) -> Result<SyncStatus, TransportError> {
-        self.call(|s| s.status(&self.tenant, &self.project))
+        self.call(Project::status)
     }
 }
 

@@ -10,7 +10,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
-use tdsync_acl::{Action, Actor, Scopes, TdRole, TokenId, TokenState};
+use tdsync_acl::{Action, Actor, Scopes, Target, TdRole, TokenGrant, TokenRecord, TokenState};
 use utoipa::ToSchema;
 
 use crate::{auth::Caller, error::ApiError, state::AppState};
@@ -49,16 +49,27 @@ pub async fn list(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<MemberResponse>>, ApiError> {
-    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let project = state
+        .project(&caller, &id, Action::ReadEvents)
+        .await?
+        .record;
     let now = state.acl().now();
-    let tokens = state.acl().tokens(&project.project.tenant).await?;
-    // A token without a td role (only `mint`) cannot read the project, so it is no member.
+    let tokens = state.acl().tokens(&project.tenant).await?;
+    // Members are the active tokens that may read the project (a token with only `mint` has
+    // no td role and cannot).
+    let reads = |t: &TokenRecord| {
+        let target = Target::Project(&project.tenant, &project.id);
+        state
+            .acl()
+            .decide(&TokenGrant::from(t), Action::ReadEvents, target)
+            .is_ok()
+    };
     let members = tokens
         .iter()
-        .filter(|t| t.state(now) == TokenState::Active && t.projects.covers(&project.project.id))
+        .filter(|t| t.state(now) == TokenState::Active && reads(t))
         .filter_map(|t| {
             Some(MemberResponse {
-                project_id: project.project.id.to_string(),
+                project_id: project.id.to_string(),
                 user_id: t.id.to_string(),
                 email: t.name.clone(),
                 role: TdRole::of(t.scopes)?.as_str().to_string(),
@@ -97,37 +108,9 @@ pub async fn invite(
             "tdsync has no email invitations: give the person a token instead, e.g. \
              `tdsync token mint --tenant {} --scope write --project {} --name <who>`, \
              then they set TD_AUTH_KEY to it",
-            project.project.tenant, project.project.id
+            project.record.tenant, project.record.id
         ),
     ))
-}
-
-/// The token `user_id` as a member of `project` that `caller` may manage: it must reach the
-/// project, and its project binding must lie within the caller's (a project's owner cannot
-/// change or revoke a token that also reaches projects the owner does not). Anything else is
-/// "not found", as a stranger's token is no member of this project.
-async fn member(
-    state: &AppState,
-    caller: &Caller,
-    project: &crate::auth::ProjectRef,
-    user_id: &str,
-) -> Result<TokenId, ApiError> {
-    let not_found = || {
-        ApiError::not_found(format!(
-            "member {user_id} of project {} not found",
-            project.project.id
-        ))
-    };
-    let token = TokenId::parse(user_id).map_err(|_| not_found())?;
-    let record = state.acl().token(&token).await.map_err(|_| not_found())?;
-    let reaches = record.tenant == project.project.tenant
-        && record.projects.covers(&project.project.id)
-        && record.projects.within(&caller.0.projects);
-    if reaches && record.revoked_at.is_none() {
-        Ok(token)
-    } else {
-        Err(not_found())
-    }
 }
 
 /// `PATCH /v1/projects/{id}/members/{user_id}`: changes a token's role (its scopes).
@@ -157,12 +140,19 @@ pub async fn set_role(
             change.role
         ))
     })?;
-    let token = member(&state, &caller, &project, &user_id).await?;
+    let token = state
+        .token(
+            &caller,
+            &user_id,
+            Action::ManageMembers,
+            Some(&project.record),
+        )
+        .await?;
     let actor = Actor::Token(caller.0.id.clone());
     state
         .acl()
         .set_token_scopes(
-            &project.project.tenant,
+            &project.record.tenant,
             &token,
             Scopes::of(&[role.scope()]),
             &actor,
@@ -187,7 +177,14 @@ pub async fn remove(
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let project = state.project(&caller, &id, Action::ManageMembers).await?;
-    let token = member(&state, &caller, &project, &user_id).await?;
+    let token = state
+        .token(
+            &caller,
+            &user_id,
+            Action::ManageMembers,
+            Some(&project.record),
+        )
+        .await?;
     state
         .acl()
         .revoke(&token, &Actor::Token(caller.0.id.clone()))

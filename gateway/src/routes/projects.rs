@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tdsync_acl::{Action, Actor, Project};
 use utoipa::ToSchema;
 
-use crate::{auth::Caller, error::ApiError, routes::sync::ensure_shard, state::AppState};
+use crate::{auth::Caller, error::ApiError, state::AppState};
 
 /// td's project object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -77,11 +77,6 @@ pub async fn create(
         .acl()
         .create_project(&caller.0.tenant, &req.name, &req.description, &actor)
         .await?;
-    let t = tdsync_tenants::TenantId::parse(project.tenant.as_str())?;
-    let p = tdsync_tenants::ProjectId::parse(project.id.as_str())?;
-    state
-        .blocking(move |tenants| ensure_shard(tenants, &t, &p))
-        .await?;
     Ok((StatusCode::CREATED, Json(ProjectResponse::from(&project))))
 }
 
@@ -125,5 +120,5 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ProjectResponse>, ApiError> {
     let project = state.project(&caller, &id, Action::ReadEvents).await?;
-    Ok(Json(ProjectResponse::from(&project.project)))
+    Ok(Json(ProjectResponse::from(&project.record)))
 }

@@ -13,7 +13,11 @@ use tdsync_protocol::EntityType;
 use tdsync_tenants::{Conflict, ConflictFilter, HistoryEntry, Restored};
 use utoipa::ToSchema;
 
-use crate::{auth::Caller, error::ApiError, state::AppState};
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    state::{AppState, blocking},
+};
 
 fn int_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
@@ -53,7 +57,7 @@ pub async fn conflicts(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<Conflict>>, ApiError> {
-    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let filter_entity = match (params.get("entity_type"), params.get("entity_id")) {
         (Some(t), Some(e)) => Some((entity(t)?, e.clone())),
         (None, None) => None,
@@ -68,12 +72,7 @@ pub async fn conflicts(
         after_id: int_param(&params, "after")?.unwrap_or(0),
         limit: int_param(&params, "limit")?,
     };
-    let (t, p) = (project.shard_tenant, project.shard_project);
-    Ok(Json(
-        state
-            .blocking(move |s| s.conflicts(&t, &p, &filter))
-            .await?,
-    ))
+    Ok(Json(blocking(move || project.conflicts(&filter)).await?))
 }
 
 /// `POST /v1/projects/{id}/conflicts/{cid}/restore`: writes the clobbered version back as a
@@ -93,16 +92,11 @@ pub async fn restore(
     caller: Caller,
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Json<Restored>, ApiError> {
-    let project = state.project(&caller, &id, Action::PushEvents).await?;
+    let project = state.project(&caller, &id, Action::PushEvents).await?.shard;
     let cid: i64 = cid.parse().map_err(|_| {
         ApiError::bad_request(format!("conflict id must be an integer, got {cid:?}"))
     })?;
-    let (t, p) = (project.shard_tenant, project.shard_project);
-    Ok(Json(
-        state
-            .blocking(move |s| s.restore_conflict(&t, &p, cid))
-            .await?,
-    ))
+    Ok(Json(blocking(move || project.restore_conflict(cid)).await?))
 }
 
 /// An entity's history, and optionally its state as of a seq.
@@ -139,27 +133,23 @@ pub async fn history(
     Path((id, entity_type, entity_id)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<HistoryBody>, ApiError> {
-    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let ty = entity(&entity_type)?;
     let at = int_param(&params, "at")?;
-    let (t, p, eid) = (
-        project.shard_tenant,
-        project.shard_project,
-        entity_id.clone(),
-    );
-    let (events, state_at) = state
-        .blocking(move |s| {
-            let events = s.history(&t, &p, ty, &eid)?;
-            let state_at = match at {
-                Some(seq) => Some(
-                    s.state_at(&t, &p, ty, &eid, seq)?
-                        .unwrap_or(serde_json::Value::Null),
-                ),
-                None => None,
-            };
-            Ok((events, state_at))
-        })
-        .await?;
+    let eid = entity_id.clone();
+    let (events, state_at) = blocking(move || {
+        let events = project.history(ty, &eid)?;
+        let state_at = match at {
+            Some(seq) => Some(
+                project
+                    .state_at(ty, &eid, seq)?
+                    .unwrap_or(serde_json::Value::Null),
+            ),
+            None => None,
+        };
+        Ok((events, state_at))
+    })
+    .await?;
     Ok(Json(HistoryBody {
         entity_type: ty.as_str().to_string(),
         entity_id,

@@ -12,10 +12,14 @@ use axum::{
 };
 use tdsync_acl::Action;
 use tdsync_protocol::wire::{
-    MAX_PUSH_EVENTS, PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus, error_code,
+    PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus, error_code,
 };
 
-use crate::{auth::Caller, error::ApiError, state::AppState};
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    state::{AppState, blocking},
+};
 
 /// `POST /v1/projects/{id}/sync/push`
 #[utoipa::path(
@@ -38,22 +42,10 @@ pub async fn push(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let project = state.project(&caller, &id, Action::PushEvents).await?;
+    let project = state.project(&caller, &id, Action::PushEvents).await?.shard;
     let request: PushRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
-    if request.events.len() > MAX_PUSH_EVENTS {
-        return Err(ApiError::bad_request(format!(
-            "too many events: {} in one push, the limit is {MAX_PUSH_EVENTS}",
-            request.events.len()
-        )));
-    }
-    let (t, p) = (project.shard_tenant, project.shard_project);
-    let response = state
-        .blocking(move |tenants| {
-            ensure_shard(tenants, &t, &p)?;
-            tenants.push(&t, &p, &request)
-        })
-        .await?;
+    let response = blocking(move || project.push(&request)).await?;
     state.metrics().pushed(response.accepted.max(0) as u64);
     Ok(Json(response))
 }
@@ -81,27 +73,13 @@ pub async fn pull(
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<PullResponse>, ApiError> {
-    let project = state.project(&caller, &id, Action::ReadEvents).await?;
+    let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let query = pull_query(&params)?;
-    let (t, p) = (project.shard_tenant, project.shard_project);
     // At the head the answer is known without touching SQLite or leaving this worker.
-    if let Some(head) = state.tenants().open_head(&t, &p)
-        && query.after_server_seq >= head
-        && query.limit.is_none_or(|l| l >= 1)
-    {
-        state.metrics().pulled(0);
-        return Ok(Json(PullResponse {
-            events: Vec::new(),
-            last_server_seq: query.after_server_seq,
-            has_more: false,
-        }));
-    }
-    let page = state
-        .blocking(move |tenants| {
-            ensure_shard(tenants, &t, &p)?;
-            tenants.pull(&t, &p, &query)
-        })
-        .await?;
+    let page = match project.pull_cached(&query)? {
+        Some(page) => page,
+        None => blocking(move || project.pull(&query)).await?,
+    };
     state.metrics().pulled(page.events.len() as u64);
     Ok(Json(page))
 }
@@ -141,14 +119,11 @@ pub async fn status(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SyncStatus>, ApiError> {
-    let project = state.project(&caller, &id, Action::ReadEvents).await?;
-    let (t, p) = (project.shard_tenant, project.shard_project);
-    let status = state
-        .blocking(move |tenants| {
-            ensure_shard(tenants, &t, &p)?;
-            tenants.status(&t, &p)
-        })
-        .await?;
+    let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
+    let status = match project.status_cached() {
+        Some(status) => status,
+        None => blocking(move || project.status()).await?,
+    };
     Ok(Json(status))
 }
 
@@ -168,21 +143,14 @@ pub async fn snapshot(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let project = state.project(&caller, &id, Action::ReadEvents).await?;
-    let (t, p) = (project.shard_tenant, project.shard_project);
-    let snap = state
-        .blocking(move |tenants| {
-            ensure_shard(tenants, &t, &p)?;
-            tenants.snapshot(&t, &p)
-        })
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                error_code::NO_EVENTS,
-                format!("project {id} has no events yet"),
-            )
-        })?;
+    let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
+    let snap = blocking(move || project.snapshot()).await?.ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            error_code::NO_EVENTS,
+            format!("project {id} has no events yet"),
+        )
+    })?;
     let bytes = tokio::fs::read(&snap.path).await.map_err(|e| {
         ApiError::internal(format!("reading snapshot {}: {e}", snap.path.display()))
     })?;
@@ -193,22 +161,6 @@ pub async fn snapshot(
     );
     headers.insert("X-Snapshot-Seq", HeaderValue::from(snap.seq));
     Ok((headers, bytes).into_response())
-}
-
-/// A project the control plane knows gets its shard on first use (a crash between registering
-/// a project and creating its file leaves nothing half-made).
-pub(crate) fn ensure_shard(
-    tenants: &tdsync_tenants::Tenants,
-    t: &tdsync_tenants::TenantId,
-    p: &tdsync_tenants::ProjectId,
-) -> Result<(), tdsync_tenants::StoreError> {
-    if tenants.project_exists(t, p) {
-        return Ok(());
-    }
-    match tenants.create_project(t, p) {
-        Ok(()) | Err(tdsync_tenants::StoreError::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
-use tdsync_acl::{
-    Action, Actor, MintRequest, ProjectBinding, ProjectId, Scopes, TokenId, TokenRecord,
-};
+use tdsync_acl::{Action, Actor, MintRequest, ProjectBinding, ProjectId, Scopes, TokenRecord};
 use utoipa::ToSchema;
 
 use crate::{auth::Caller, error::ApiError, state::AppState};
@@ -181,12 +179,9 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.tenant_action(&caller, Action::ManageTokens)?;
-    let not_found = || ApiError::not_found(format!("token {id} not found"));
-    let token = TokenId::parse(&id).map_err(|_| not_found())?;
-    let record = state.acl().token(&token).await.map_err(|_| not_found())?;
-    if record.tenant != caller.0.tenant {
-        return Err(not_found());
-    }
+    let token = state
+        .token(&caller, &id, Action::ManageTokens, None)
+        .await?;
     state
         .acl()
         .revoke(&token, &Actor::Token(caller.0.id.clone()))

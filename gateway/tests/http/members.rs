@@ -2,8 +2,6 @@
 //! names, invitations answered with the command to run instead, role changes that change what
 //! the token may do, and removal that revokes.
 
-use std::process::Command;
-
 use chrono::TimeDelta;
 use serde_json::json;
 
@@ -92,32 +90,7 @@ fn an_invitation_answers_422_with_the_mint_command_to_run(s: TestServer) {
             team.tenant
         )
     );
-    // The command works as given (with a name filled in), against this control plane.
-    let mut args: Vec<String> = command
-        .split_whitespace()
-        .skip(1)
-        .map(String::from)
-        .collect();
-    *args.last_mut().unwrap() = "bob".into();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tdsync"));
-    match &s.control_plane {
-        tdsync_acl::ControlPlaneUrl::Postgres(url) => cmd.env("TDSYNC_CONTROL_PLANE", url),
-        tdsync_acl::ControlPlaneUrl::Sqlite(_) => cmd
-            .env_remove("TDSYNC_CONTROL_PLANE")
-            .env("TDSYNC_DATA_DIR", &s.data_dir),
-    };
-    let out = cmd.args(&args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    crate::support::logs::remember(&token);
-    assert_eq!(
-        s.push(p, &token, &creates("bob", 1..=1)).expect(200)["accepted"],
-        1
-    );
+    // That the command works as given is checked against the binary (cli/tests/serve.rs).
     // Only an owner may invite.
     let writer = s.mint(&team.tenant, "write", &[], None);
     s.post(&format!("/v1/projects/{p}/members"), &writer.token, &body)

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    support::{TestServer, t0},
+    support::{TestServer, events::creates, t0},
 };
 
 #[test]
@@ -51,9 +51,13 @@ fn create_answers_201_with_tds_project_object(s: TestServer) {
 
     let got = s.get(&format!("/v1/projects/{id}"), &writer.token);
     assert_eq!(got.expect(200), project);
-    // The project is ready to sync: an empty log.
+    // The project is ready to sync: an empty log. Its shard is made by the first push, so a
+    // project nobody pushed to costs nothing on disk.
     let status = s.status(id, &writer.token);
     assert_eq!((status.event_count, status.last_server_seq), (0, 0));
+    assert!(!s.shard_path(&tenant, id).exists());
+    s.push(id, &writer.token, &creates("dev-a", 1..=1))
+        .expect(200);
     assert!(s.shard_path(&tenant, id).is_file());
 }
 

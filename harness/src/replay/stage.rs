@@ -4,7 +4,6 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -21,7 +20,7 @@ use super::{
     source::{self, InputError},
 };
 use crate::{
-    oracle::{self, Failure, Replica, StoreView, Subject, failure},
+    oracle::{self, Failure, Replica, Subject, failure},
     report::{ConflictView, RunReport},
     world::TimelineEntry,
 };
@@ -44,7 +43,7 @@ pub(super) struct Label {
 pub(super) struct Stage<'a> {
     dir: tempfile::TempDir,
     server: LocalServer,
-    store: Arc<Tenants>,
+    store: Tenants,
     tenant: TenantId,
     project: ProjectId,
     fresh: Vec<SyncClient<Reporting<'a>>>,
@@ -63,9 +62,6 @@ impl<'a> Stage<'a> {
             .map_err(|e| format!("opening the replay server: {e}"))?;
         let tenant = TenantId::parse("replay").map_err(|e| e.to_string())?;
         let project = ProjectId::parse("p_replay").map_err(|e| e.to_string())?;
-        store
-            .create_project(&tenant, &project)
-            .map_err(|e| format!("creating the replay project: {e}"))?;
         let server = LocalServer::new(store);
         let store = server.get().ok_or("the replay server did not start")?;
         let mut stage = Stage {
@@ -114,7 +110,8 @@ impl<'a> Stage<'a> {
 
     fn head(&self) -> (i64, i64) {
         self.store
-            .status(&self.tenant, &self.project)
+            .project(&self.tenant, &self.project)
+            .status()
             .map_or((0, 0), |s| (s.event_count, s.last_server_seq))
     }
 
@@ -399,11 +396,7 @@ impl<'a> Stage<'a> {
             (self.progress)(&format!("{}: checking convergence", run.label));
         }
         let subject = Subject {
-            server: Box::new(StoreView {
-                store: &self.store,
-                tenant: &self.tenant,
-                project: &self.project,
-            }),
+            server: Box::new(self.store.project(&self.tenant, &self.project)),
             replicas: self.replicas(source, issues),
         };
         run.failures.extend(oracle::check_subject(&subject));

@@ -12,17 +12,23 @@ mod push;
 mod rebuild;
 mod snapshot;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use tdsync_projection::{Applier, schema::create_synced_tables};
+use tdsync_projection::{
+    Applier,
+    schema::{BUILTIN_ROWS_SQL, SYNCED_TABLES_SQL},
+};
 
 /// td's indexes that only serve td's own queries (list by status, priority, dates, …). The
 /// shard never runs those queries, and snapshots are built into a fresh td schema with all of
 /// td's indexes, so the projection goes without them: every push stops paying for their
-/// upkeep. Indexes that carry a uniqueness rule or a foreign-key column (cascades look children
-/// up by them) stay.
+/// upkeep, and an empty shard is smaller. Indexes that carry a uniqueness rule or a foreign-key
+/// column (cascades look children up by them) stay.
 const QUERY_ONLY_INDEXES: &[&str] = &[
     "idx_issues_status",
     "idx_issues_priority",
@@ -38,42 +44,93 @@ const QUERY_ONLY_INDEXES: &[&str] = &[
     "idx_handoffs_timestamp",
 ];
 
-/// td's twelve synced tables as a shard keeps them: td's DDL without the query-only indexes.
+/// td's twelve synced tables as a shard keeps them: td's DDL without the query-only indexes,
+/// with td's builtin rows.
 pub(crate) fn create_projection(conn: &Connection) -> rusqlite::Result<()> {
-    create_synced_tables(conn)?;
-    for index in QUERY_ONLY_INDEXES {
-        // Names from the list above, never from input.
-        conn.execute_batch(&format!("DROP INDEX {index}"))?;
+    conn.execute_batch(&compact_ddl(SYNCED_TABLES_SQL, QUERY_ONLY_INDEXES))?;
+    conn.execute_batch(BUILTIN_ROWS_SQL)
+}
+
+/// `sql` as SQLite should keep it in a shard: without the `CREATE INDEX` statements named in
+/// `skip`, comments and layout. SQLite stores every statement's text in the file, and on a
+/// shard's small pages td's indented DDL costs pages in every project.
+pub(crate) fn compact_ddl(sql: &str, skip: &[&str]) -> String {
+    // Comment lines go first: they may hold a `;` themselves.
+    let code: Vec<&str> = sql
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--"))
+        .collect();
+    let code = code.join(" ");
+    let mut out = String::with_capacity(code.len());
+    for statement in code.split(';') {
+        let text = statement.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let index = text
+            .strip_prefix("CREATE INDEX ")
+            .and_then(|r| r.split(' ').next());
+        if index.is_some_and(|name| skip.contains(&name)) {
+            continue;
+        }
+        out.push_str(&collapse_spaces(text));
+        out.push_str(";\n");
     }
-    Ok(())
+    out
+}
+
+/// Runs of spaces outside quoted literals become one; a space after `(` or before `)` and `,`
+/// goes.
+fn collapse_spaces(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if !quoted {
+            let prev = out.chars().last();
+            if c == ' ' && matches!(prev, Some(' ' | '(') | None) {
+                continue;
+            }
+            if matches!(c, ')' | ',') && prev == Some(' ') {
+                out.pop();
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 pub use clock::DeviceClock;
 pub use conflicts::{Conflict, ConflictFilter, Restored};
 pub use history::HistoryEntry;
+pub(crate) use pull::page_limit;
 pub use rebuild::RebuildReport;
 pub(crate) use rebuild::check_against_replay;
 pub use snapshot::Snapshot;
 
-use crate::{
-    Durability,
-    error::StoreError,
-    ids::{ProjectId, TenantId},
-};
+use crate::{Durability, ProjectId, TenantId, error::StoreError};
 
 /// Marks a file as a tdsync shard, and which layout it has.
-const FORMAT: &str = "tdsync-shard-1";
-const SHARD_SQL: &str = include_str!("schema.sql");
+pub(crate) const FORMAT: &str = "tdsync-shard-1";
+pub(crate) const SHARD_SQL: &str = include_str!("schema.sql");
 /// Idle reader connections kept per shard.
 const IDLE_READERS: usize = 4;
 
 /// The log's head, cached so status and pulls at the head cost no SQLite read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Head {
     pub last_seq: i64,
     pub event_count: i64,
     pub last_event_time: Option<String>,
 }
+
+/// A project's head as the store knows it, shared by the project's registry entry and its shard
+/// while one is open: a push publishes into it, and it outlives the shard, so closing a shard
+/// never forgets a head. `None` until the project is first read after the store opened.
+pub(crate) type SharedHead = Arc<RwLock<Option<Head>>>;
 
 pub(crate) struct Writer {
     pub conn: Connection,
@@ -84,57 +141,19 @@ pub struct Shard {
     path: PathBuf,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
-    head: RwLock<Head>,
+    head: SharedHead,
     snapshot_lock: Mutex<()>,
 }
 
 impl Shard {
-    /// Creates a new, empty shard file. Fails if the file exists.
-    pub(crate) fn create(
-        path: &Path,
-        tenant: &TenantId,
-        project: &ProjectId,
-        durability: Durability,
-    ) -> Result<Shard, StoreError> {
-        if path.exists() {
-            return Err(StoreError::AlreadyExists(format!("project {project}")));
-        }
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        let sql = |e| StoreError::sql(path, e);
-        let mut conn = Connection::open(path).map_err(sql)?;
-        configure_writer(&conn, durability).map_err(sql)?;
-        let tx = conn.transaction().map_err(sql)?;
-        tx.execute_batch(SHARD_SQL).map_err(sql)?;
-        create_projection(&tx).map_err(sql)?;
-        let created = tdsync_protocol::timestamp::format_server(&chrono::Utc::now());
-        for (k, v) in [
-            ("format", FORMAT),
-            ("tenant", tenant.as_str()),
-            ("project", project.as_str()),
-            ("created_at", created.as_str()),
-        ] {
-            tx.execute(
-                "INSERT INTO shard_meta (key, value) VALUES (?1, ?2)",
-                [k, v],
-            )
-            .map_err(sql)?;
-        }
-        tx.commit().map_err(sql)?;
-        drop(conn);
-        Shard::open(path, tenant, project, durability)
-    }
-
     /// Opens an existing shard, checking that it is one and that it belongs to this project.
+    /// Its head is read from the file and published into `head`.
     pub(crate) fn open(
         path: &Path,
         tenant: &TenantId,
         project: &ProjectId,
         durability: Durability,
+        head: SharedHead,
     ) -> Result<Shard, StoreError> {
         if !path.exists() {
             return Err(StoreError::NotFound(format!("project {project}")));
@@ -148,12 +167,12 @@ impl Shard {
         check_meta(&conn, path, tenant, project)?;
         configure_writer(&conn, durability).map_err(sql)?;
         let applier = Applier::new(&conn).map_err(sql)?;
-        let head = read_head(&conn).map_err(sql)?;
+        *head.write() = Some(read_head(&conn).map_err(sql)?);
         Ok(Shard {
             path: path.to_path_buf(),
             writer: Mutex::new(Writer { conn, applier }),
             readers: Mutex::new(Vec::new()),
-            head: RwLock::new(head),
+            head,
             snapshot_lock: Mutex::new(()),
         })
     }
@@ -163,7 +182,8 @@ impl Shard {
     }
 
     pub(crate) fn head(&self) -> Head {
-        self.head.read().clone()
+        // Published at open, so always known while the shard is open.
+        self.head.read().clone().unwrap_or_default()
     }
 
     pub(crate) fn sql_err(&self, e: rusqlite::Error) -> StoreError {
@@ -213,7 +233,7 @@ impl Shard {
         let (out, head) = f(&tx, applier)?;
         tx.commit().map_err(|e| StoreError::sql(&self.path, e))?;
         if let Some(head) = head {
-            *self.head.write() = head;
+            *self.head.write() = Some(head);
         }
         Ok(out)
     }
@@ -297,7 +317,29 @@ fn check_meta(
     Ok(())
 }
 
-pub(crate) fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
+/// The head of the shard file at `path` without opening the shard: one short connection (closing
+/// it folds any WAL back, as closing a shard does). A missing file is an empty project.
+pub(crate) fn peek_head(
+    path: &Path,
+    tenant: &TenantId,
+    project: &ProjectId,
+) -> Result<Head, StoreError> {
+    if !path.exists() {
+        return Ok(Head::default());
+    }
+    let sql = |e| StoreError::sql(path, e);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    check_meta(&conn, path, tenant, project)?;
+    read_head(&conn).map_err(sql)
+}
+
+fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
     let (count, last): (i64, Option<i64>) =
         conn.query_row("SELECT count(*), max(server_seq) FROM events", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -317,4 +359,53 @@ pub(crate) fn read_head(conn: &Connection) -> rusqlite::Result<Head> {
         event_count: count,
         last_event_time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_ddl_keeps_statements_and_literals_and_drops_what_it_is_told() {
+        let sql = "-- a comment; with a semicolon\nCREATE TABLE t (\n    id TEXT PRIMARY KEY,\n    \
+                   name TEXT DEFAULT 'a  b'\n);\nCREATE INDEX idx_t_name ON t(name);\n\
+                   CREATE INDEX idx_keep ON t(id);\n";
+        assert_eq!(
+            compact_ddl(sql, &["idx_t_name"]),
+            "CREATE TABLE t (id TEXT PRIMARY KEY, name TEXT DEFAULT 'a  b');\n\
+             CREATE INDEX idx_keep ON t(id);\n"
+        );
+    }
+
+    #[test]
+    fn the_compact_projection_has_tds_columns() {
+        let full = Connection::open_in_memory().unwrap();
+        tdsync_projection::schema::create_synced_tables(&full).unwrap();
+        let shard = Connection::open_in_memory().unwrap();
+        create_projection(&shard).unwrap();
+        let columns = |c: &Connection| -> Vec<(String, String, String, Option<String>)> {
+            c.prepare(
+                "SELECT m.name, p.name, p.type, p.dflt_value FROM sqlite_schema m, \
+                 pragma_table_info(m.name) p WHERE m.type = 'table' ORDER BY 1, p.cid",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        assert_eq!(columns(&shard), columns(&full));
+        let indexes = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            indexes(&shard),
+            indexes(&full) - QUERY_ONLY_INDEXES.len() as i64
+        );
+    }
 }

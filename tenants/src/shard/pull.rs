@@ -5,36 +5,31 @@ use tdsync_protocol::{
     EntityType,
     payload::scrub_outgoing,
     timestamp,
-    wire::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, PullEvent, PullQuery, PullResponse, SyncStatus},
+    wire::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, PullEvent, PullQuery, PullResponse},
 };
 
 use super::Shard;
 use crate::error::StoreError;
 
+/// The page size a pull asks for: default 1000, capped at 10000; less than 1 is refused.
+pub(crate) fn page_limit(q: &PullQuery) -> Result<i64, StoreError> {
+    match q.limit {
+        None => Ok(DEFAULT_PULL_LIMIT),
+        Some(l) if l < 1 => Err(StoreError::BadRequest(format!(
+            "limit must be at least 1, got {l}"
+        ))),
+        Some(l) => Ok(l.min(MAX_PULL_LIMIT)),
+    }
+}
+
 impl Shard {
-    /// Events after `after_server_seq` in seq order, at most `limit` (default 1000, capped at
-    /// 10000), optionally without one device's own. `last_server_seq` is the last returned seq
-    /// (or the cursor when none); `has_more` means the page is full.
+    /// Events after `after_server_seq` in seq order, at most `limit` (see [`page_limit`]),
+    /// optionally without one device's own. `last_server_seq` is the last returned seq (or the
+    /// cursor when none); `has_more` means the page is full. (Pulls at the head are answered
+    /// from memory before a shard is reached: `Project::pull`.)
     pub(crate) fn pull(&self, q: &PullQuery) -> Result<PullResponse, StoreError> {
-        let limit = match q.limit {
-            None => DEFAULT_PULL_LIMIT,
-            Some(l) if l < 1 => {
-                return Err(StoreError::BadRequest(format!(
-                    "limit must be at least 1, got {l}"
-                )));
-            }
-            Some(l) => l.min(MAX_PULL_LIMIT),
-        };
+        let limit = page_limit(q)?;
         let after = q.after_server_seq;
-        let empty = PullResponse {
-            events: Vec::new(),
-            last_server_seq: after,
-            has_more: false,
-        };
-        // At (or past) the head nothing can be newer: answer from memory.
-        if after >= self.head().last_seq {
-            return Ok(empty);
-        }
         let exclude = q.exclude_client.as_deref().filter(|d| !d.is_empty());
         let events = self.read(|conn| {
             let sql = if exclude.is_some() {
@@ -98,15 +93,5 @@ impl Shard {
             last_server_seq,
             has_more,
         })
-    }
-
-    /// Event count, head seq and the head's server time, from the cached head.
-    pub(crate) fn status(&self) -> SyncStatus {
-        let head = self.head();
-        SyncStatus {
-            event_count: head.event_count,
-            last_server_seq: head.last_seq,
-            last_event_time: head.last_event_time,
-        }
     }
 }

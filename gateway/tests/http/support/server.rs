@@ -13,7 +13,7 @@ use tdsync_acl::{
 };
 use tdsync_gateway::{startup, state::AppState};
 use tdsync_protocol::wire::SyncStatus;
-use tdsync_tenants::{Tenants, TenantsConfig};
+use tdsync_tenants::{Project, Tenants, TenantsConfig};
 use tokio::sync::oneshot;
 
 use super::{Reply, logs};
@@ -50,7 +50,7 @@ pub struct TestServer {
     pub backend: Backend,
     pub clock: ManualClock,
     pub acl: Arc<Acl>,
-    pub tenants: Arc<Tenants>,
+    pub tenants: Tenants,
     pub control_plane: ControlPlaneUrl,
     pub data_dir: PathBuf,
     agent: ureq::Agent,
@@ -84,7 +84,7 @@ impl TestServer {
                 (ControlPlaneUrl::parse(db.url()).unwrap(), Some(db))
             }
         };
-        let tenants = Arc::new(Tenants::open(TenantsConfig::new(&data_dir)).unwrap());
+        let tenants = Tenants::open(TenantsConfig::new(&data_dir)).unwrap();
         let clock = ManualClock::new(t0());
         let store = runtime.block_on(open_store(&control_plane));
         let acl = Arc::new(Acl::new(store, fast()).with_clock(clock.clone()));
@@ -287,15 +287,19 @@ impl TestServer {
         serde_json::from_value(reply.expect(200)).unwrap()
     }
 
+    /// The project's shard, bypassing HTTP and tokens.
+    pub fn shard(&self, tenant: &TenantId, project: &str) -> Project {
+        self.tenants
+            .project(tenant, &ProjectId::parse(project).unwrap())
+    }
+
     /// The shard's own count, bypassing HTTP and tokens.
     pub fn event_count(&self, tenant: &TenantId, project: &str) -> i64 {
-        let (t, p) = shard_ids(tenant, project);
-        self.tenants.status(&t, &p).unwrap().event_count
+        self.shard(tenant, project).status().unwrap().event_count
     }
 
     pub fn shard_path(&self, tenant: &TenantId, project: &str) -> PathBuf {
-        let (t, p) = shard_ids(tenant, project);
-        self.tenants.shard_path(&t, &p)
+        self.shard(tenant, project).path().to_path_buf()
     }
 }
 
@@ -314,16 +318,6 @@ impl Drop for TestServer {
 
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
-}
-
-fn shard_ids(
-    tenant: &TenantId,
-    project: &str,
-) -> (tdsync_tenants::TenantId, tdsync_tenants::ProjectId) {
-    (
-        tdsync_tenants::TenantId::parse(tenant.as_str()).unwrap(),
-        tdsync_tenants::ProjectId::parse(project).unwrap(),
-    )
 }
 
 /// Cheap hashing: the suite mints many tokens.

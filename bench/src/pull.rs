@@ -24,14 +24,18 @@ const PAGE: i64 = 1000;
 /// Pull at the head with `ctx.pollers` concurrent pollers, each on its own connection.
 pub async fn head(ctx: &Ctx, project: &str) -> anyhow::Result<Figure> {
     let head = ctx.status(project).await?.last_server_seq;
-    let pull: Arc<str> = format!(
+    let pull: Arc<[Arc<str>]> = Arc::new([format!(
         "/v1/projects/{project}/sync/pull?after_server_seq={head}&limit={PAGE}&exclude_client=bench-poller"
     )
-    .into();
-    let health: Arc<str> = "/healthz".into();
+    .into()]);
+    let health: Arc<[Arc<str>]> = Arc::new(["/healthz".into()]);
     {
         let mut conn = ctx.setup.lock().await;
-        let v = conn.get(&pull, true).await?.ok("GET …/sync/pull")?.json()?;
+        let v = conn
+            .get(&pull[0], true)
+            .await?
+            .ok("GET …/sync/pull")?
+            .json()?;
         let empty = v["events"].as_array().is_none_or(|e| e.is_empty());
         if !empty || v["has_more"] != false {
             bail!("a pull at the head ({head}) returned events: {v}");
@@ -100,28 +104,34 @@ pub async fn head(ctx: &Ctx, project: &str) -> anyhow::Result<Figure> {
     })
 }
 
-/// Every connection sends `path` back to back until `duration` is over; completed requests
-/// per second, and the latency of each.
-async fn poll(
+/// Every connection sends GETs back to back until `duration` is over, walking `paths` in order
+/// from its own starting point (spread evenly, so with many paths the connections ask for
+/// different ones); completed requests per second, and the latency of each.
+pub(crate) async fn poll(
     conns: Vec<Conn>,
-    path: &Arc<str>,
+    paths: &Arc<[Arc<str>]>,
     auth: bool,
     duration: Duration,
 ) -> anyhow::Result<(f64, Histogram, Vec<Conn>)> {
     let start = Instant::now();
     let deadline = start + duration;
+    let stride = (paths.len() / conns.len().max(1)).max(1);
     let tasks: Vec<_> = conns
         .into_iter()
-        .map(|mut conn| {
-            let path = path.clone();
+        .enumerate()
+        .map(|(i, mut conn)| {
+            let paths = paths.clone();
             tokio::spawn(async move {
                 let mut hist = Histogram::default();
+                let mut next = i * stride;
                 loop {
                     let sent = Instant::now();
                     if sent >= deadline {
                         break;
                     }
-                    let reply = conn.get(&path, auth).await?;
+                    let path = &paths[next % paths.len()];
+                    next += 1;
+                    let reply = conn.get(path, auth).await?;
                     hist.record(sent.elapsed());
                     if !reply.status.is_success() {
                         reply.ok(&format!("GET {path}"))?;
@@ -202,10 +212,7 @@ pub async fn page(ctx: &Ctx, seeded: &Seeded) -> anyhow::Result<Figure> {
         let reference = ctx.reference.clone();
         let p = seeded.reference.clone();
         let base = tokio::task::spawn_blocking(move || {
-            let head = reference
-                .store
-                .status(&reference.tenant, &p)?
-                .last_server_seq;
+            let head = reference.project(&p).status()?.last_server_seq;
             let mut hist = Histogram::default();
             for i in first..next {
                 let query = PullQuery {
@@ -214,7 +221,7 @@ pub async fn page(ctx: &Ctx, seeded: &Seeded) -> anyhow::Result<Figure> {
                     exclude_client: Some("bench-reader".into()),
                 };
                 let sent = Instant::now();
-                let page = reference.store.pull(&reference.tenant, &p, &query)?;
+                let page = reference.project(&p).pull(&query)?;
                 hist.record(sent.elapsed());
                 if page.events.len() != PAGE as usize {
                     return Err(anyhow!(

@@ -126,7 +126,6 @@ fn init_join_and_converge_on_every_entity() {
         .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
         .collect();
     assert_eq!(names, vec![(project.as_str(), "roadmap")]);
-    assert!(team.shard(&project).is_file(), "the project has its shard");
 
     let bob = team.joiner("bob", &team.key.token, "roadmap", &project);
 

@@ -13,7 +13,7 @@ use tdsync_acl::{Actor, MintRequest, Scope, Scopes};
 use tokio::sync::oneshot;
 
 use super::http::Conn;
-use crate::configuration::{Durability, Settings};
+use tdsync_gateway::configuration::{Durability, Settings};
 
 /// A tdsync server on its own runtime (its own worker threads, as a separate process would have),
 /// serving a temporary data directory. Stopped cleanly by [`InProcess::stop`].
@@ -23,7 +23,7 @@ pub struct InProcess {
     runtime: tokio::runtime::Runtime,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl InProcess {
@@ -41,12 +41,12 @@ impl InProcess {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             data_dir: dir.path().to_path_buf(),
             control_plane: None,
-            max_open_shards: 256,
+            max_open_shards: tdsync_tenants::TenantsConfig::DEFAULT_MAX_OPEN_SHARDS,
             durability: Durability::Normal,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {
-            let state = crate::startup::open(&settings).await?;
+            let state = tdsync_gateway::startup::open(&settings).await?;
             let acl = state.acl().clone();
             let tenant = acl.create_tenant("bench", &Actor::Cli).await?;
             let mut request = MintRequest::new(Scopes::of(&[Scope::Write]));
@@ -56,9 +56,13 @@ impl InProcess {
                 .await
                 .context("listening on a free loopback port")?;
             let addr = listener.local_addr()?;
-            let served = tokio::spawn(crate::startup::serve(listener, state, async move {
-                let _ = stop_rx.await;
-            }));
+            let served = tokio::spawn(tdsync_gateway::startup::serve(
+                listener,
+                state,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            ));
             anyhow::Ok((
                 format!("http://{addr}"),
                 issued.token.expose().to_string(),
@@ -71,12 +75,17 @@ impl InProcess {
             runtime,
             stop: Some(stop_tx),
             served: Some(served),
-            _dir: dir,
+            dir,
         })
     }
 
+    /// The server's data directory (removed when this is dropped).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Graceful shutdown: in-flight requests finish, shards are closed.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -3,12 +3,12 @@
 //! `previous_data`), cut into 500-event batches, once as JSON for HTTP and once as structs for
 //! the in-process baseline; and that baseline's store.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use axum::body::Bytes;
 use tdsync_protocol::wire::{CLIENT_PUSH_BATCH, PushEvent, PushRequest};
-use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
+use tdsync_tenants::{Project, ProjectId, TenantId, Tenants, TenantsConfig};
 
 /// Events a populated project holds: 10,000 issues (one create per five events).
 pub const SEED_EVENTS: usize = 50_000;
@@ -100,8 +100,8 @@ pub fn head_mover(prefix: &str, n: usize) -> PushEvent {
 /// The baseline: tdsync's shard store in a temporary directory of its own, called directly
 /// (no HTTP, no JSON on the way in or out), with the same batches.
 pub struct Reference {
-    pub store: Arc<Tenants>,
-    pub tenant: TenantId,
+    store: Tenants,
+    tenant: TenantId,
     _dir: tempfile::TempDir,
 }
 
@@ -113,20 +113,19 @@ impl Reference {
             .context("creating the baseline's directory")?;
         let store = Tenants::open(TenantsConfig::new(dir.path()))?;
         Ok(Reference {
-            store: Arc::new(store),
+            store,
             tenant: TenantId::parse("bench")?,
             _dir: dir,
         })
     }
 
-    pub fn create_project(&self, name: &str) -> anyhow::Result<ProjectId> {
-        let p = ProjectId::parse(name)?;
-        self.store.create_project(&self.tenant, &p)?;
-        Ok(p)
+    /// A project of the baseline store (its shard is made by its first push).
+    pub fn project(&self, id: &ProjectId) -> Project {
+        self.store.project(&self.tenant, id)
     }
 
     pub fn push(&self, project: &ProjectId, request: &PushRequest) -> anyhow::Result<i64> {
-        Ok(self.store.push(&self.tenant, project, request)?.accepted)
+        Ok(self.project(project).push(request)?.accepted)
     }
 }
 

@@ -1,5 +1,6 @@
-//! `tdsync`: one binary for the server, its admin commands and the test harness. Each command
-//! family lives in the crate that owns its concept; this file only composes them.
+//! `tdsync`: one binary for the server, its admin commands, the test harness and the load
+//! generator. Each command family lives in the crate that owns its concept; this file only
+//! composes them.
 
 use std::path::PathBuf;
 
@@ -35,7 +36,7 @@ enum Command {
     Harness(tdsync_harness::cli::HarnessArgs),
     /// Load-test a sync server (this one in-process, or any td-compatible one with --url):
     /// push, pull at the head, a pull page and snapshots, each next to a same-command baseline.
-    Bench(tdsync_gateway::bench::BenchArgs),
+    Bench(tdsync_bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,7 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args, control_plane),
         Command::Admin(command) => tdsync_acl::cli::run(command, &control_plane),
         Command::Harness(args) => tdsync_harness::cli::run(args),
-        Command::Bench(args) => tdsync_gateway::bench::run(args),
+        Command::Bench(args) => tdsync_bench::run(args),
     };
     match outcome {
         Ok(code) => code,

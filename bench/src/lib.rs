@@ -9,6 +9,7 @@
 
 mod histogram;
 mod http;
+mod many;
 mod pull;
 mod push;
 mod report;
@@ -33,11 +34,14 @@ use workload::{Batches, Reference, SEED_EVENTS};
 const ABOUT: &str = "\
 Measure a sync server under load: push throughput (500-event batches of td-shaped events from N \
 concurrent devices), pull at the head (N concurrent pollers; req/s, p50/p99), one 1000-event pull \
-page (latency) and the snapshot of a 10,000-issue project (first build, cached download).
+page (latency), the snapshot of a 10,000-issue project (first build, cached download), and many \
+small projects (--projects of them, --project-events events each: the creation rate, then polling \
+them at random next to polling one; in-process also disk per project, memory and open files).
 
 Every figure is the median of --rounds rounds, printed next to a baseline measured by the same \
 command: the same batches pushed straight into tdsync's store; GET /healthz on the same server; \
-the same page from the store; the store building and reading the snapshot. Compare ratios across \
+the same page from the store; the store building and reading the snapshot; the same polling of one \
+project. Compare ratios across \
 runs, not raw numbers: the baselines move with the machine's load as much as the figures do.
 
 Without --url, tdsync bench starts its own tdsync in-process (own worker threads) on a free \
@@ -49,6 +53,7 @@ v1 API: tdsync, or td's own td-sync), creating the projects it needs with POST /
 Examples:
   tdsync bench
   tdsync bench --only pull-head --pollers 64 --duration 5
+  tdsync bench --only many-projects --projects 10000 --pollers 16
   tdsync bench --url http://127.0.0.1:8080 --token tds_… --json";
 
 /// What `tdsync bench` can measure.
@@ -62,6 +67,9 @@ pub enum Measurement {
     PullPage,
     /// Snapshot of a 10,000-issue project: first build and cached download.
     Snapshot,
+    /// Many small projects: creation rate, then polling (pull at the head and status) across
+    /// them next to the same polling of one project; disk, memory and open files in-process.
+    ManyProjects,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -94,6 +102,12 @@ pub struct BenchArgs {
     /// Concurrent pollers for the pull at the head, each on its own connection.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub pollers: usize,
+    /// Projects for many-projects.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub projects: usize,
+    /// Events pushed into each of the many projects (one push each).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub project_events: usize,
     /// Seconds each timed round lasts (push, pull at the head, pull page; and each baseline).
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub duration: f64,
@@ -122,6 +136,8 @@ pub(crate) struct Ctx {
     devices: usize,
     push_projects: usize,
     pollers: usize,
+    /// The in-process server's data directory (None with --url).
+    server_dir: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -151,8 +167,23 @@ pub(crate) struct Seeded {
 
 /// `tdsync bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.devices == 0 || args.pollers == 0 || args.rounds == 0 || args.push_projects == 0 {
-        bail!("--devices, --push-projects, --pollers and --rounds must be at least 1");
+    if args.devices == 0
+        || args.pollers == 0
+        || args.rounds == 0
+        || args.push_projects == 0
+        || args.projects == 0
+        || args.project_events == 0
+    {
+        bail!(
+            "--devices, --push-projects, --pollers, --rounds, --projects and --project-events \
+             must be at least 1"
+        );
+    }
+    if args.project_events > tdsync_protocol::wire::MAX_PUSH_EVENTS {
+        bail!(
+            "--project-events is pushed in one request: at most {}",
+            tdsync_protocol::wire::MAX_PUSH_EVENTS
+        );
     }
     if args.push_projects > 1 && args.project.is_some() {
         bail!("--push-projects needs projects of its own: leave out --project");
@@ -160,7 +191,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 3600.0) {
         bail!("--duration must be between 0 and 3600 seconds");
     }
-    let server = match &args.url {
+    let mut server = match &args.url {
         Some(_) => None,
         None => {
             eprintln!(
@@ -179,13 +210,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the bench runtime")?;
-    let outcome = client.block_on(measure(&args, &url, &token, server.is_some()));
+    let server_dir = server.as_ref().map(|s| s.data_dir().to_path_buf());
+    let outcome = client.block_on(measure(&args, &url, &token, server_dir));
     // Connections close with the client runtime, then the server drains and stops.
     client.shutdown_timeout(Duration::from_secs(2));
-    if let Some(server) = server {
+    if let Some(server) = &mut server {
         server.stop()?;
     }
-    let (header, figures) = outcome?;
+    let (header, mut figures) = outcome?;
+    if let Some(server) = &server
+        && figures.iter().any(|f| f.key == "many_projects_poll")
+    {
+        figures.push(many::disk(
+            "at rest (after the server stopped)",
+            server.data_dir(),
+            args.projects,
+            args.project_events,
+        )?);
+    }
     if args.json {
         println!(
             "{}",
@@ -201,8 +243,9 @@ async fn measure(
     args: &BenchArgs,
     url: &str,
     token: &str,
-    in_process: bool,
+    server_dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<(Header, Vec<Figure>)> {
+    let in_process = server_dir.is_some();
     let endpoint = Endpoint::new(url, token).await?;
     let mut setup = endpoint.connect().await?;
     setup.get("/healthz", false).await?.ok("GET /healthz")?;
@@ -224,6 +267,7 @@ async fn measure(
         devices: args.devices,
         push_projects: args.push_projects.min(args.devices),
         pollers: args.pollers,
+        server_dir,
     };
     let want = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
     let load_before = load_average();
@@ -259,6 +303,12 @@ async fn measure(
         if want(Measurement::Snapshot) {
             figures.extend(snapshot::run(&ctx, seeded).await?);
         }
+    }
+    if want(Measurement::ManyProjects) {
+        if ctx.project.is_some() {
+            bail!("many-projects makes projects of its own: leave out --project");
+        }
+        figures.extend(many::run(&ctx, args.projects, args.project_events).await?);
     }
     let header = Header {
         target: url.to_string(),
@@ -313,7 +363,7 @@ async fn seed(ctx: &Ctx) -> anyhow::Result<Seeded> {
     let reference = ctx.reference.clone();
     let b = batches.clone();
     let p = tokio::task::spawn_blocking(move || {
-        let p = reference.create_project("populated")?;
+        let p = ProjectId::parse("populated")?;
         let mut requests = b.requests.lock().unwrap_or_else(|e| e.into_inner());
         for r in requests.iter_mut() {
             r.session_id = session.clone();

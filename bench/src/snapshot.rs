@@ -69,7 +69,7 @@ pub async fn run(ctx: &Ctx, seeded: &Seeded) -> anyhow::Result<Vec<Figure>> {
             };
             reference.push(&p, &request)?;
             let sent = Instant::now();
-            let snap = reference.store.snapshot(&reference.tenant, &p)?;
+            let snap = reference.project(&p).snapshot()?;
             let b = sent.elapsed().as_secs_f64() * 1e3;
             if snap.is_none() {
                 bail!("the baseline has no snapshot");
@@ -77,10 +77,7 @@ pub async fn run(ctx: &Ctx, seeded: &Seeded) -> anyhow::Result<Vec<Figure>> {
             let mut times = Vec::new();
             for _ in 0..CACHED {
                 let sent = Instant::now();
-                let snap = reference
-                    .store
-                    .snapshot(&reference.tenant, &p)?
-                    .expect("built above");
+                let snap = reference.project(&p).snapshot()?.expect("built above");
                 let bytes = std::fs::read(&snap.path)?;
                 times.push(sent.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box(bytes);

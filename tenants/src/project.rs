@@ -1,0 +1,207 @@
+//! [`Project`]: one project of the store, the handle every caller goes through — the gateway's
+//! handlers and the in-process transport alike. It owns finding, opening and creating the
+//! project's shard (on first use, from the template) and answers what it can from memory: the
+//! head, status and pulls at the head never open a shard.
+
+use std::{path::Path, sync::Arc};
+
+use tdsync_protocol::{
+    EntityType,
+    wire::{PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus},
+};
+
+use crate::{
+    ProjectId, Store, TenantId,
+    error::StoreError,
+    registry::Entry,
+    shard::{
+        Conflict, ConflictFilter, DeviceClock, Head, HistoryEntry, RebuildReport, Restored, Shard,
+        Snapshot, page_limit, peek_head,
+    },
+};
+
+/// One project of a [`crate::Tenants`] store. Cheap to clone; holds no shard open by itself.
+#[derive(Clone)]
+pub struct Project {
+    store: Arc<Store>,
+    entry: Arc<Entry>,
+}
+
+impl Project {
+    pub(crate) fn new(store: Arc<Store>, entry: Arc<Entry>) -> Project {
+        Project { store, entry }
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.entry.key.0
+    }
+
+    pub fn id(&self) -> &ProjectId {
+        &self.entry.key.1
+    }
+
+    /// The project's shard file (it exists once something was written).
+    pub fn path(&self) -> &Path {
+        &self.entry.path
+    }
+
+    /// Logs, deduplicates and applies a batch of events (td's push), creating the shard on the
+    /// project's first push.
+    pub fn push(&self, request: &PushRequest) -> Result<PushResponse, StoreError> {
+        self.shard()?.push(request, chrono::Utc::now())
+    }
+
+    /// The answer to a pull when it is known without reading the log — at (or past) the head —
+    /// or None. Never does I/O: the gateway calls it on its async workers.
+    pub fn pull_cached(&self, query: &PullQuery) -> Result<Option<PullResponse>, StoreError> {
+        page_limit(query)?;
+        Ok(self
+            .entry
+            .cached_head()
+            .and_then(|head| at_head(query, &head)))
+    }
+
+    /// A page of events after a cursor (td's pull).
+    pub fn pull(&self, query: &PullQuery) -> Result<PullResponse, StoreError> {
+        page_limit(query)?;
+        if let Some(page) = at_head(query, &self.head()?) {
+            return Ok(page);
+        }
+        self.shard()?.pull(query)
+    }
+
+    /// Event count, head seq and the head's server time, if known without I/O.
+    pub fn status_cached(&self) -> Option<SyncStatus> {
+        self.entry.cached_head().map(status_of)
+    }
+
+    /// Event count, head seq and the head's server time (td's status).
+    pub fn status(&self) -> Result<SyncStatus, StoreError> {
+        self.head().map(status_of)
+    }
+
+    pub fn conflicts(&self, filter: &ConflictFilter) -> Result<Vec<Conflict>, StoreError> {
+        self.shard()?.conflicts(filter)
+    }
+
+    /// Writes the clobbered version of a conflict back as a new event.
+    pub fn restore_conflict(&self, conflict_id: i64) -> Result<Restored, StoreError> {
+        self.shard()?
+            .restore_conflict(conflict_id, chrono::Utc::now())
+    }
+
+    pub fn history(
+        &self,
+        entity: EntityType,
+        entity_id: &str,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.shard()?.history(entity, entity_id)
+    }
+
+    /// The entity's projected row as of `seq` (None if it did not exist then).
+    pub fn state_at(
+        &self,
+        entity: EntityType,
+        entity_id: &str,
+        seq: i64,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        self.shard()?.state_at(entity, entity_id, seq)
+    }
+
+    /// Replays the log into a scratch projection and compares it with the live one.
+    pub fn rebuild_check(&self) -> Result<RebuildReport, StoreError> {
+        self.shard()?.rebuild_check()
+    }
+
+    /// Re-derives the live projection from the log.
+    pub fn rebuild_in_place(&self) -> Result<RebuildReport, StoreError> {
+        self.shard()?.rebuild_in_place()
+    }
+
+    /// A td database (schema 38) holding the projection at the current head, for td's snapshot
+    /// bootstrap; built once per head under `<root>/snapshots/`. None when the project has no
+    /// events yet.
+    pub fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        if self.head()?.last_seq == 0 {
+            return Ok(None);
+        }
+        let cache = self
+            .store
+            .config
+            .root
+            .join("snapshots")
+            .join(self.tenant().as_str())
+            .join(self.id().as_str());
+        self.shard()?.snapshot(&cache)
+    }
+
+    /// Clock skew of every device that pushed to the project.
+    pub fn device_clocks(&self) -> Result<Vec<DeviceClock>, StoreError> {
+        self.shard()?.device_clocks()
+    }
+
+    /// The head: from memory, or read from the file once (without opening the shard).
+    fn head(&self) -> Result<Head, StoreError> {
+        if let Some(head) = self.entry.cached_head() {
+            return Ok(head);
+        }
+        let slot = self.entry.shard.lock();
+        if let Some(shard) = slot.upgrade() {
+            return Ok(shard.head());
+        }
+        // Holding the project's lock: nobody else can open the shard or read the head meanwhile,
+        // and the head lock itself is not held across the read (readers of memory never wait).
+        if let Some(head) = self.entry.cached_head() {
+            return Ok(head);
+        }
+        let (tenant, project) = &self.entry.key;
+        let head = peek_head(&self.entry.path, tenant, project)?;
+        *self.entry.head.write() = Some(head.clone());
+        Ok(head)
+    }
+
+    /// The open shard, opening it — or creating it from the template — under this project's
+    /// own lock (other projects are never held up by it).
+    fn shard(&self) -> Result<Arc<Shard>, StoreError> {
+        let mut slot = self.entry.shard.lock();
+        let shard = match slot.upgrade() {
+            Some(shard) => shard,
+            None => {
+                let (tenant, project) = &self.entry.key;
+                let path = &self.entry.path;
+                if !path.exists() {
+                    self.store.template.create(path, tenant, project)?;
+                }
+                let shard = Arc::new(Shard::open(
+                    path,
+                    tenant,
+                    project,
+                    self.store.config.durability,
+                    self.entry.head.clone(),
+                )?);
+                *slot = Arc::downgrade(&shard);
+                shard
+            }
+        };
+        drop(slot);
+        // Closing the evicted shard checkpoints it: done here, outside every lock.
+        drop(self.store.pool.used(&self.entry.key, &shard));
+        Ok(shard)
+    }
+}
+
+fn at_head(query: &PullQuery, head: &Head) -> Option<PullResponse> {
+    (query.after_server_seq >= head.last_seq).then(|| PullResponse {
+        events: Vec::new(),
+        last_server_seq: query.after_server_seq,
+        has_more: false,
+    })
+}
+
+fn status_of(head: Head) -> SyncStatus {
+    SyncStatus {
+        event_count: head.event_count,
+        last_server_seq: head.last_seq,
+        last_event_time: head.last_event_time,
+    }
+}

@@ -1,0 +1,80 @@
+//! Every project the store has been asked about since it opened, with what is known of it
+//! without opening its shard: its head. One entry per project for the store's lifetime (a
+//! project is never deleted; an entry is a few hundred bytes), so a status or a pull at the head
+//! of any of thousands of projects is answered from memory. Each entry also carries the
+//! project's own open lock: opening or creating one shard holds up only that project.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Weak},
+};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::{
+    ProjectId, TenantId,
+    shard::{Head, Shard, SharedHead},
+};
+
+pub(crate) type Key = (TenantId, ProjectId);
+
+pub(crate) struct Entry {
+    pub key: Key,
+    pub path: PathBuf,
+    pub head: SharedHead,
+    /// The project's shard while one is open anywhere in this process. Locked while it is
+    /// opened, created or its head is read from disk.
+    pub shard: Mutex<Weak<Shard>>,
+}
+
+impl Entry {
+    /// The head, if known (no I/O).
+    pub fn cached_head(&self) -> Option<Head> {
+        self.head.read().clone()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    // Two levels so a lookup borrows the request's ids instead of building a key.
+    tenants: RwLock<HashMap<TenantId, HashMap<ProjectId, Arc<Entry>>>>,
+}
+
+impl Registry {
+    /// The entry of `tenant`/`project`, made on first use with the shard file at `path()`.
+    pub fn entry(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        path: impl FnOnce() -> PathBuf,
+    ) -> Arc<Entry> {
+        if let Some(e) = self
+            .tenants
+            .read()
+            .get(tenant)
+            .and_then(|projects| projects.get(project))
+        {
+            return e.clone();
+        }
+        self.tenants
+            .write()
+            .entry(tenant.clone())
+            .or_default()
+            .entry(project.clone())
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    key: (tenant.clone(), project.clone()),
+                    path: path(),
+                    head: SharedHead::default(),
+                    shard: Mutex::new(Weak::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// Projects with an entry.
+    pub fn len(&self) -> usize {
+        self.tenants.read().values().map(HashMap::len).sum()
+    }
+}
