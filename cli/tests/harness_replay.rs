@@ -1,9 +1,11 @@
 //! `tdsync harness replay` through the real binary: one line per database or series step, the
 //! exit status (0 only when every replay converged, 1 when one failed, 2 when a file could not
-//! be replayed), JSON lines, and reports the dashboard reads.
+//! be replayed), JSON lines, and reports the dashboard reads; damage where sync never looks is a
+//! warning line and the replay passes, damage where it does is refused saying how to recover.
 
 use std::{path::Path, process::Command};
 
+use tdsync_client::testing::change_behind_index;
 use tdsync_harness::{fixtures, report::RunReport};
 
 /// (exit code, stdout, stderr) of `tdsync harness replay ARGS`.
@@ -140,4 +142,70 @@ fn a_failed_replay_exits_1_and_a_file_it_cannot_read_exits_2() {
     let (code, _, err) = replay(&[]);
     assert_eq!(code, Some(2), "usage error: {err}");
     assert!(err.contains("--db") && err.contains("--series"), "{err}");
+}
+
+/// A copy of a real td database (four agent sessions) with `sql` run while `index` is hidden
+/// from SQLite: damage td itself never notices.
+fn index_damaged_copy(dir: &Path, name: &str, index: &str, sql: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, std::fs::read(fixture("llmfit-v29.db")).unwrap()).unwrap();
+    change_behind_index(&path, index, sql).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_damaged_local_only_index_warns_and_passes_a_damaged_synced_one_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = index_damaged_copy(
+        dir.path(),
+        "sessions.db",
+        "idx_sessions_branch",
+        "DELETE FROM sessions WHERE rowid = (SELECT max(rowid) FROM sessions)",
+    );
+    let fix = format!("sqlite3 {sessions} \"REINDEX idx_sessions_branch\"");
+    let (code, out, err) = replay(&["--db", &sessions]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("WARNING {sessions}: "))
+            && lines[0].contains("table sessions")
+            && lines[0].ends_with(&format!("sync proceeds; fix: {fix}")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("PASS replay:sessions.db ") && lines[1].contains(" damaged=1 "),
+        "{}",
+        lines[1]
+    );
+
+    let (code, out, err) = replay(&["--db", &sessions, "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(line["passed"], true);
+    let warning = &line["replay"]["integrity_warnings"][0];
+    assert_eq!(warning["table"], "sessions");
+    assert_eq!(warning["fix"], fix.as_str());
+
+    let issues = index_damaged_copy(
+        dir.path(),
+        "issues.db",
+        "idx_issues_status",
+        // Schema 29 still declares parent_id a foreign key, which td ran unenforced.
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO issues (rowid, id, title) VALUES (5000, 'td-behind', 'behind the index')",
+    );
+    let (code, out, err) = replay(&["--db", &issues]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    let line = out.trim();
+    assert!(line.starts_with(&format!("ERROR {issues}: ")), "{line}");
+    for part in [
+        "sync does not proceed",
+        "table issues (a synced table)",
+        "rows affected (rowid): 5000",
+        &format!("recover: sqlite3 {issues} \"REINDEX idx_issues_status\""),
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line}");
+    }
 }

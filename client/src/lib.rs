@@ -8,6 +8,8 @@
 pub mod agent;
 pub mod engine;
 pub mod tddb;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod transport;
 
 pub use agent::{AgentEvent, AgentOptions, SyncAgent};

@@ -174,6 +174,53 @@ fn clients_converge_through_the_server() {
     assert_converged(&w, &[&a, &b]);
 }
 
+/// A td database whose local-only `sessions` index counts the wrong number of entries (as found
+/// in the wild) opens with a warning and syncs like any other.
+#[test]
+fn a_damaged_local_only_index_warns_and_sync_still_converges() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 1);
+    let b = w.client("dev-b", Faults::default(), 2);
+    a.db()
+        .connection()
+        .execute_batch(
+            "INSERT INTO sessions (id, branch) VALUES ('ses_1', 'main'), ('ses_2', 'main');",
+        )
+        .unwrap();
+    let issue = create_issue(a.db(), "td-000001", "before the damage");
+    let identity = a.identity().clone();
+    let (db, transport) = a.into_parts();
+    let path = db.path().to_path_buf();
+    drop(db);
+    tdsync_client::testing::change_behind_index(
+        &path,
+        "idx_sessions_branch",
+        "DELETE FROM sessions WHERE id = 'ses_1'",
+    )
+    .unwrap();
+
+    let db = TdDatabase::open(&path).unwrap();
+    let warnings = db.integrity_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].table(), "sessions");
+    assert!(
+        warnings[0]
+            .fix()
+            .ends_with("\"REINDEX idx_sessions_branch\"")
+    );
+    let a = SyncClient::new(db, transport, identity);
+    rename_issue(a.db(), &issue, "after the damage", "2026-08-01T11:00:00Z");
+    let r = a.sync().unwrap();
+    assert_eq!(r.push.accepted, 2);
+    assert_eq!(b.sync().unwrap().pull.pulled, 2);
+    assert_eq!(
+        a.db().integrity_warnings(),
+        warnings,
+        "still there, still only a warning"
+    );
+    assert_converged(&w, &[&a, &b]);
+}
+
 #[test]
 fn a_lost_reply_is_repaired_by_the_next_push_without_duplicates() {
     let mut w = world();

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use tdsync_client::tddb::{
-    Link, SkipReason, TdDatabase, TdDbError, TdDbOptions, UnsendableReason, acks_of,
+use tdsync_client::{
+    tddb::{
+        Damage, Link, SkipReason, TableUse, TdDatabase, TdDbError, TdDbOptions, UnsendableReason,
+        acks_of,
+    },
+    testing::change_behind_index,
 };
 use tdsync_protocol::{
     EntityType,
@@ -1727,4 +1731,279 @@ fn writes_wait_for_tds_lock_and_time_out_naming_it() {
     }
     drop(held);
     assert_eq!(db.link("p").unwrap(), Link::Linked);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integrity: damage where sync never looks warns, damage where it does stops it
+
+/// SQLite's own `quick_check` lines of the file (to show a test built the damage it means to).
+fn quick_check(path: &std::path::Path) -> Vec<String> {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .prepare("PRAGMA quick_check")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn reindex(path: &std::path::Path, index: &str) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(&format!("REINDEX {index}"))
+        .unwrap();
+}
+
+/// A fresh td database with three agent sessions (td's local-only `sessions` table) and two
+/// issues, closed (damage is made through the file).
+fn with_sessions_and_issues() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, db) = fresh();
+    db.connection()
+        .execute_batch(
+            "INSERT INTO sessions (id, name, branch) VALUES
+               ('ses_1', 'a', 'main'), ('ses_2', 'b', 'main'), ('ses_3', 'c', 'feature');
+             INSERT INTO issues (id, title) VALUES ('td-000001', 'one'), ('td-000002', 'two');",
+        )
+        .unwrap();
+    let path = db.path().to_path_buf();
+    drop(db);
+    (dir, path)
+}
+
+fn corrupt(result: Result<TdDatabase, TdDbError>) -> (String, Vec<Damage>) {
+    match result {
+        Err(e @ TdDbError::Corrupt { .. }) => {
+            let msg = e.to_string();
+            let TdDbError::Corrupt { damage, .. } = e else {
+                unreachable!()
+            };
+            (msg, damage)
+        }
+        other => panic!("expected a Corrupt error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_damaged_index_of_a_local_only_table_is_a_warning_with_its_reindex() {
+    let (_dir, path) = with_sessions_and_issues();
+    change_behind_index(
+        &path,
+        "idx_sessions_branch",
+        "DELETE FROM sessions WHERE id = 'ses_2'",
+    )
+    .unwrap();
+    assert_eq!(
+        quick_check(&path),
+        ["wrong # of entries in index idx_sessions_branch"],
+        "the damage found in the wild"
+    );
+
+    let db = TdDatabase::open(&path).expect("damage sync never reads does not refuse the file");
+    let warnings = db.integrity_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert_eq!(w.table(), "sessions");
+    assert_eq!(w.damage.usage, TableUse::LocalOnly);
+    assert_eq!(w.damage.indexes, ["idx_sessions_branch"]);
+    assert!(w.damage.index_only);
+    assert_eq!(
+        w.damage.stale_entries,
+        [2],
+        "the entry of the deleted row is named"
+    );
+    let fix = format!("sqlite3 {} \"REINDEX idx_sessions_branch\"", path.display());
+    assert_eq!(w.fix(), fix);
+    let text = w.to_string();
+    for part in [
+        &path.display().to_string(),
+        "table sessions",
+        "wrong # of entries in index idx_sessions_branch",
+        "sync proceeds",
+        &fix,
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+
+    // The backfill path (every first push) runs the same check and proceeds on it.
+    let pending = db.pending("ses_me", 100).unwrap();
+    assert_eq!(pending.backfill_error, None);
+    assert_eq!(pending.backfilled, 2, "both issues are backfilled");
+    assert_eq!(db.check_integrity().unwrap(), warnings);
+    drop(db);
+
+    // The fix it names repairs it.
+    reindex(&path, "idx_sessions_branch");
+    assert_eq!(quick_check(&path), ["ok"]);
+    assert_eq!(TdDatabase::open(&path).unwrap().integrity_warnings(), []);
+}
+
+#[test]
+fn a_damaged_index_of_a_synced_table_refuses_the_file_naming_table_rows_and_recovery() {
+    let (_dir, path) = with_sessions_and_issues();
+    change_behind_index(
+        &path,
+        "idx_issues_status",
+        "INSERT INTO issues (rowid, id, title) VALUES (7, 'td-000007', 'added behind the index')",
+    )
+    .unwrap();
+    assert_eq!(
+        quick_check(&path),
+        ["wrong # of entries in index idx_issues_status"]
+    );
+
+    let (msg, damage) = corrupt(TdDatabase::open(&path));
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    let d = &damage[0];
+    assert_eq!(d.table.as_deref(), Some("issues"));
+    assert_eq!(d.usage, TableUse::Synced);
+    assert_eq!(d.indexes, ["idx_issues_status"]);
+    assert_eq!(d.rows, [7], "the full check names the row the index lacks");
+    assert!(d.index_only);
+    for part in [
+        &path.display().to_string(),
+        "sync does not proceed",
+        "table issues (a synced table)",
+        // SQLite counts rows ("row 3": the third); the message gives the rowid.
+        "SQLite: wrong # of entries in index idx_issues_status; row 3 missing from index idx_issues_status",
+        "rows affected (rowid): 7",
+        &format!(
+            "recover: sqlite3 {} \"REINDEX idx_issues_status\"",
+            path.display()
+        ),
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+    assert!(
+        !TdDbError::Corrupt {
+            path: path.clone(),
+            damage: damage.clone()
+        }
+        .is_transient()
+    );
+
+    reindex(&path, "idx_issues_status");
+    let db = TdDatabase::open(&path).unwrap();
+    assert_eq!(db.integrity_warnings(), []);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM issues WHERE status = 'open'"),
+        3
+    );
+}
+
+#[test]
+fn a_damaged_action_log_index_refuses_the_file_although_reindex_repairs_it() {
+    let (_dir, db) = fresh();
+    for i in 1..=3 {
+        log_action(
+            &db,
+            [
+                &format!("al-0000000{i}"),
+                "create",
+                "issue",
+                &format!("td-00000{i}"),
+                "",
+                "{}",
+                "2026-08-01T10:00:00Z",
+            ],
+        );
+    }
+    let path = db.path().to_path_buf();
+    drop(db);
+    change_behind_index(
+        &path,
+        "idx_action_log_entity_type",
+        "DELETE FROM action_log WHERE rowid = 2",
+    )
+    .unwrap();
+
+    let (msg, damage) = corrupt(TdDatabase::open(&path));
+    assert_eq!(damage.len(), 1, "{damage:?}");
+    let d = &damage[0];
+    assert_eq!(d.table.as_deref(), Some("action_log"));
+    assert_eq!(d.usage, TableUse::ActionLog);
+    assert_eq!(d.indexes, ["idx_action_log_entity_type"]);
+    assert_eq!(d.stale_entries, [2]);
+    for part in [
+        "table action_log (td's action log, which every push reads)",
+        "index entries for rowids the table no longer has: 2",
+        "REINDEX idx_action_log_entity_type",
+        "sync does not proceed",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+
+    reindex(&path, "idx_action_log_entity_type");
+    let db = TdDatabase::open(&path).unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM action_log"), 2);
+}
+
+#[test]
+fn damage_appearing_after_open_stops_the_backfill_where_sync_reads_and_not_elsewhere() {
+    let (_dir, path) = with_sessions_and_issues();
+    let db = TdDatabase::open(&path).unwrap();
+    assert_eq!(db.integrity_warnings(), []);
+
+    // Another process damages a local-only index: the first push's backfill still runs.
+    change_behind_index(&path, "idx_sessions_branch_agent", "DELETE FROM sessions").unwrap();
+    let warnings = db.check_integrity().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(db.integrity_warnings(), warnings);
+    assert_eq!(warnings[0].damage.stale_entries, [1, 2, 3]);
+
+    // Then one of issues: the backfill refuses before reading a row.
+    change_behind_index(
+        &path,
+        "idx_issues_deleted",
+        "DELETE FROM issues WHERE id = 'td-000002'",
+    )
+    .unwrap();
+    let err = db.backfill("ses_me").unwrap_err();
+    assert!(matches!(err, TdDbError::Corrupt { .. }), "{err}");
+    let err = db.pending("ses_me", 100).unwrap_err();
+    let msg = err.to_string();
+    let TdDbError::Corrupt { damage, .. } = err else {
+        panic!("{msg}")
+    };
+    let tables: Vec<_> = damage.iter().map(|d| d.table.as_deref()).collect();
+    assert_eq!(tables, [Some("issues"), Some("sessions")], "{msg}");
+    assert!(msg.contains("also damaged: table sessions"), "{msg}");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM action_log"),
+        0,
+        "nothing backfilled"
+    );
+}
+
+#[test]
+fn page_level_damage_names_no_table_and_always_refuses() {
+    let (_dir, path) = with_sessions_and_issues();
+    let (root, page_size): (i64, i64) = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        (
+            conn.query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'sessions'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap(),
+            conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap(),
+        )
+    };
+    // The b-tree page of the local-only sessions table gets a page type SQLite does not know.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[((root - 1) * page_size) as usize] = 0x42;
+    std::fs::write(&path, bytes).unwrap();
+
+    let (msg, damage) = corrupt(TdDatabase::open(&path));
+    assert_eq!(damage[0].table, None, "{damage:?}");
+    assert_eq!(damage[0].usage, TableUse::Unattributed);
+    assert!(
+        damage[0].findings[0].contains("database disk image is malformed"),
+        "{damage:?}"
+    );
+    assert!(msg.contains("page-level damage, no table named"), "{msg}");
+    assert!(msg.contains("restore"), "{msg}");
+    assert!(!msg.contains("REINDEX"), "{msg}");
 }

@@ -1,12 +1,14 @@
 //! Real-log replay as a library: every real td database of the fixtures and the sindri series
 //! converge through the server; so do databases the simulated td writes (every entity type, at
 //! the current and the oldest schema) and a series whose first push backfills; the input is
-//! never written; what cannot be replayed says why. (`gateway/tests/harness_replay.rs` drives
+//! never written; what cannot be replayed says why; damage where sync never looks is a warning,
+//! damage where it does refuses the input. (`gateway/tests/harness_replay.rs` drives
 //! the `tdsync harness replay` command itself.)
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use tdsync_client::testing::change_behind_index;
 use tdsync_harness::{
     fixtures,
     generator::Generator,
@@ -445,5 +447,115 @@ fn progress_says_how_far_the_push_and_the_pulls_have_come() {
             lines.iter().any(|l| l == expected),
             "{expected:?} not in {lines:#?}"
         );
+    }
+}
+
+/// A td database the simulated td wrote, with agent sessions (td's local-only table), copied to
+/// `dir/name` so that no handle is open on it, then `sql` run with `index` hidden from SQLite:
+/// damage td itself never notices.
+fn damaged_td_database(dir: &Path, name: &str, index: &str, sql: &str) -> PathBuf {
+    let (_world, source) = simulated_td_database(38, 60, 11);
+    rusqlite::Connection::open(&source)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO sessions (id, name, branch) VALUES
+               ('ses_a', 'a', 'main'), ('ses_b', 'b', 'main'), ('ses_c', 'c', 'feature');",
+        )
+        .unwrap();
+    let path = dir.join(name);
+    std::fs::copy(&source, &path).unwrap();
+    change_behind_index(&path, index, sql).unwrap();
+    path
+}
+
+#[test]
+fn damage_only_in_a_local_only_index_warns_and_the_replay_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = damaged_td_database(
+        dir.path(),
+        "sessions-index.db",
+        "idx_sessions_branch",
+        "DELETE FROM sessions WHERE id = 'ses_b'",
+    );
+    let before = fingerprint(&path);
+    let r = replay_db(&path, &opts(2)).expect("not refused");
+    assert_complete(&r, 2);
+    assert_eq!(fingerprint(&path), before, "the input is never written");
+
+    let warnings = &r.replay.integrity_warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert_eq!(w.table, "sessions");
+    assert_eq!(w.indexes, ["idx_sessions_branch"]);
+    assert_eq!(
+        w.findings,
+        ["wrong # of entries in index idx_sessions_branch"]
+    );
+    assert_eq!(
+        w.fix,
+        format!("sqlite3 {} \"REINDEX idx_sessions_branch\"", path.display()),
+        "the fix is for the input, not the replay's copy"
+    );
+    assert!(
+        w.message.starts_with(&format!("{}: ", path.display()))
+            && w.message.contains("sync proceeds")
+            && !w.message.contains("source-1"),
+        "{}",
+        w.message
+    );
+    assert!(
+        r.summary_line().contains(" damaged=1 "),
+        "{}",
+        r.summary_line()
+    );
+}
+
+#[test]
+fn damage_in_a_synced_table_or_the_action_log_refuses_the_input_with_rows_and_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let issues = damaged_td_database(
+        dir.path(),
+        "issues-index.db",
+        "idx_issues_status",
+        "INSERT INTO issues (rowid, id, title) VALUES (1000, 'td-behind', 'behind the index')",
+    );
+    let log = damaged_td_database(
+        dir.path(),
+        "action-log-index.db",
+        "idx_action_log_session",
+        "DELETE FROM action_log WHERE rowid = 5",
+    );
+    let cases = [
+        (
+            &issues,
+            vec![
+                "table issues (a synced table)".to_string(),
+                "rows affected (rowid): 1000".into(),
+                format!("sqlite3 {} \"REINDEX idx_issues_status\"", issues.display()),
+            ],
+        ),
+        (
+            &log,
+            vec![
+                "table action_log".to_string(),
+                "index entries for rowids the table no longer has: 5".into(),
+                format!(
+                    "sqlite3 {} \"REINDEX idx_action_log_session\"",
+                    log.display()
+                ),
+            ],
+        ),
+    ];
+    for (path, parts) in cases {
+        let e = replay_db(path, &opts(1)).unwrap_err();
+        assert_eq!(&e.path, path);
+        for part in parts
+            .iter()
+            .map(String::as_str)
+            .chain(["sync does not proceed"])
+        {
+            assert!(e.message.contains(part), "{part:?} not in {e}");
+        }
+        assert!(!e.message.contains("source-1"), "names the input: {e}");
     }
 }

@@ -153,14 +153,14 @@ const STALE_SLACK: TimeDelta = TimeDelta::seconds(1);
 impl TdDatabase {
     /// Runs td's backfill (orphan rows, then stale issues) in one transaction under td's lock,
     /// while the database has never pulled; returns how many events it synthesised. Checks
-    /// the file's integrity first: backfill reads every row, and must never turn corrupt pages
-    /// into events.
+    /// the file's integrity first ([`TdDatabase::check_integrity`]): backfill reads every
+    /// synced row, and must never turn corrupt pages into events.
     pub fn backfill(&self, session_id: &str) -> Result<usize, TdDbError> {
         let path = &self.path;
         if max_pulled_seq(&self.conn).ctx(path, "read sync_state")? > 0 {
             return Ok(0);
         }
-        self.quick_check()?;
+        self.check_integrity()?;
         let n = self.write("backfill", |tx| {
             // Re-checked under the lock: a pull may have committed while we waited.
             if max_pulled_seq(tx).ctx(path, "read sync_state")? > 0 {

@@ -7,6 +7,8 @@ use std::{path::PathBuf, time::Duration};
 use rusqlite::ErrorCode;
 use tdsync_projection::ApplyError;
 
+use super::integrity::{Damage, describe_fatal};
+
 #[derive(Debug, thiserror::Error)]
 pub enum TdDbError {
     #[error("{}: no td database there (file not found)", path.display())]
@@ -30,8 +32,11 @@ pub enum TdDbError {
         hint: &'static str,
     },
 
-    #[error("{}: SQLite integrity check failed: {problems}", path.display())]
-    Corrupt { path: PathBuf, problems: String },
+    /// Damage SQLite's integrity check found where sync must not proceed: a table sync reads or
+    /// writes, or pages that name no table. `damage` lists every damaged table (including any
+    /// sync could have worked around), each with its rows where SQLite names them and its fix.
+    #[error("{}: {}", path.display(), describe_fatal(path, damage))]
+    Corrupt { path: PathBuf, damage: Vec<Damage> },
 
     #[error("{}: {op}: {source}", path.display())]
     Sqlite {

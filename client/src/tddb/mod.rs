@@ -10,6 +10,7 @@ mod backfill;
 mod error;
 mod go_json;
 mod history;
+mod integrity;
 pub mod lock;
 mod pending;
 mod pull_apply;
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tdsync_projection::Applier;
 
 pub use error::TdDbError;
+pub use integrity::{Damage, IntegrityWarning, TableUse};
 pub use lock::{DEFAULT_LOCK_TIMEOUT, LockGuard, WriteLock};
 pub use pending::{Pending, Unsendable, UnsendableReason};
 pub use pull_apply::{PageOutcome, SkipReason, SkippedEvent};
@@ -72,13 +74,17 @@ pub struct TdDatabase {
     backfill_ran: Cell<bool>,
     /// Rowids of undone creates to send after all, found by [`TdDatabase::pending`].
     lost_creates: RefCell<std::collections::BTreeSet<i64>>,
+    /// What the last integrity check found that sync proceeds on.
+    integrity_warnings: RefCell<Vec<IntegrityWarning>>,
     #[cfg(feature = "fault-injection")]
     apply_fault: Cell<Option<tdsync_projection::ApplyFault>>,
 }
 
 impl TdDatabase {
     /// Opens an existing td database (`.todos/issues.db`), schema 27..=38, with td's pragmas,
-    /// and creates the sync tables its schema lacks.
+    /// checks its integrity ([`TdDatabase::check_integrity`]: damage confined to tables sync
+    /// never touches becomes [`TdDatabase::integrity_warnings`], any other is
+    /// [`TdDbError::Corrupt`]), and creates the sync tables its schema lacks.
     pub fn open(db_path: &Path) -> Result<TdDatabase, TdDbError> {
         TdDatabase::open_with(db_path, TdDbOptions::default())
     }
@@ -141,6 +147,8 @@ impl TdDatabase {
 
     fn init(conn: Connection, path: &Path, options: TdDbOptions) -> Result<TdDatabase, TdDbError> {
         schema::apply_pragmas(&conn, path, options.busy_timeout)?;
+        // Before anything reads td's tables: a damaged index can make a read lie.
+        let warnings = integrity::check(&conn, path)?;
         let version = schema::check_version(&conn, path)?;
         schema::set_foreign_keys(&conn, path, version)?;
         let lock = WriteLock::for_database(path, options.lock_timeout);
@@ -163,6 +171,7 @@ impl TdDatabase {
             td_version: Cell::new(version),
             backfill_ran: Cell::new(false),
             lost_creates: RefCell::default(),
+            integrity_warnings: RefCell::new(warnings),
             #[cfg(feature = "fault-injection")]
             apply_fault: Cell::new(None),
         })
@@ -188,9 +197,20 @@ impl TdDatabase {
         &self.lock
     }
 
-    /// SQLite's page-level integrity check, as td runs before every sync.
-    pub fn quick_check(&self) -> Result<(), TdDbError> {
-        schema::quick_check(&self.conn, &self.path)
+    /// SQLite's integrity check (td runs `quick_check` before every sync), judged table by
+    /// table: damage only in tables sync never reads or writes comes back as warnings (also kept
+    /// for [`TdDatabase::integrity_warnings`]) and sync may proceed; damage anywhere else is
+    /// [`TdDbError::Corrupt`], naming each table, the rows SQLite names and the recovery.
+    pub fn check_integrity(&self) -> Result<Vec<IntegrityWarning>, TdDbError> {
+        let warnings = integrity::check(&self.conn, &self.path)?;
+        self.integrity_warnings.replace(warnings.clone());
+        Ok(warnings)
+    }
+
+    /// What the last integrity check (at open, or [`TdDatabase::check_integrity`]) found that
+    /// sync proceeds on: damage confined to tables it never reads or writes, each with its fix.
+    pub fn integrity_warnings(&self) -> Vec<IntegrityWarning> {
+        self.integrity_warnings.borrow().clone()
     }
 
     /// Runs `f` in one IMMEDIATE transaction while holding td's writer lock; commits when `f`

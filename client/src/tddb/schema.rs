@@ -193,32 +193,6 @@ pub fn column_exists(conn: &Connection, table: &str, column: &str) -> rusqlite::
         .exists([table, column])
 }
 
-/// SQLite's own verdict on the file's pages; td runs it before every sync so that corruption
-/// is never read as data and uploaded.
-pub fn quick_check(conn: &Connection, path: &Path) -> Result<(), TdDbError> {
-    let mut stmt = conn
-        .prepare("PRAGMA quick_check")
-        .ctx(path, "run quick_check")?;
-    let results: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-        .ctx(path, "run quick_check")?;
-    let problems: Vec<&str> = results
-        .iter()
-        .map(String::as_str)
-        .filter(|r| *r != "ok")
-        .take(5)
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(TdDbError::Corrupt {
-            path: path.to_path_buf(),
-            problems: problems.join("; "),
-        })
-    }
-}
-
 /// A read failure while recognising the file means it is not (or no longer) a td database.
 fn not_td(path: &Path, e: rusqlite::Error) -> TdDbError {
     match e.sqlite_error_code() {

@@ -1,6 +1,8 @@
 //! `tdsync harness replay --db FILE... | --series DIR [--clients N] [--report DIR] [--json]`.
 //! Exit status: 0 if and only if every replay converged; 1 when one failed its checks; 2 when
-//! a file could not be replayed at all (not a td database, unreadable, schema out of range).
+//! a file could not be replayed at all (not a td database, unreadable, schema out of range,
+//! damaged where sync reads or writes). Damage where sync never looks is a `WARNING` line before
+//! the database's line (`replay.integrity_warnings` in JSON), and the replay goes on.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -84,6 +86,9 @@ impl Tally {
                 if args.json {
                     println!("{}", serde_json::to_string(&report)?);
                 } else {
+                    for w in &report.replay.integrity_warnings {
+                        println!("WARNING {}", w.message);
+                    }
                     println!("{}", report.summary_line());
                     if !report.run.passed {
                         print!("{}", report.run.failure_text());

@@ -95,6 +95,41 @@ pub struct ReplayFigures {
     pub push_ms: u64,
     /// Every pull: the fresh clients', then the source's.
     pub pull_ms: u64,
+    /// Damage the input has in tables sync never reads or writes: the replay proceeds on it
+    /// (damage anywhere else refuses the input).
+    #[serde(default)]
+    pub integrity_warnings: Vec<DamageWarning>,
+}
+
+/// One table of the input damaged where sync never looks (SQLite's integrity check), and the
+/// command that repairs it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DamageWarning {
+    pub table: String,
+    pub indexes: Vec<String>,
+    /// SQLite's own findings (the first few).
+    pub findings: Vec<String>,
+    /// e.g. `sqlite3 <input> "REINDEX idx_sessions_branch"`.
+    pub fix: String,
+    /// The whole warning, as `tdsync harness replay` prints it.
+    pub message: String,
+}
+
+impl DamageWarning {
+    /// `warning` (about the working copy) as a warning about `input`, the file the user knows.
+    fn about(input: &Path, warning: &tdsync_client::tddb::IntegrityWarning) -> DamageWarning {
+        let warning = tdsync_client::tddb::IntegrityWarning {
+            path: input.to_path_buf(),
+            damage: warning.damage.clone(),
+        };
+        DamageWarning {
+            table: warning.table().to_string(),
+            indexes: warning.damage.indexes.clone(),
+            findings: warning.damage.findings.clone(),
+            fix: warning.fix(),
+            message: warning.to_string(),
+        }
+    }
 }
 
 impl ReplayReport {
@@ -115,6 +150,7 @@ impl ReplayReport {
         };
         let mut odd = String::new();
         for (name, n) in [
+            ("damaged", f.integrity_warnings.len()),
             ("dropped", f.dropped_rows),
             ("unsendable", f.unsendable),
             ("rejected", f.rejected),

@@ -15,7 +15,7 @@ use tdsync_client::{
 use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
 
 use super::{
-    ReplayFigures, ReplayOptions, ReplayReport,
+    DamageWarning, ReplayFigures, ReplayOptions, ReplayReport,
     progress::{Progress, Reporting},
     source::{self, InputError},
 };
@@ -133,6 +133,7 @@ impl<'a> Stage<'a> {
             action_log_rows: prepared.rows,
             pending_rows: source.pending_count().map_or(0, |n| n.max(0) as usize),
             dropped_rows: prepared.dropped,
+            integrity_warnings: prepared.warnings,
             ..ReplayFigures::default()
         };
         let pushed = self.push(&source, &mut run, &mut figures, prepared.returning);
@@ -221,7 +222,13 @@ impl<'a> Stage<'a> {
         };
         let issues = source::issue_ids(&db).map_err(|e| broken("reading its issues", &e))?;
         let rows = source::action_log_rows(&db).map_err(|e| broken("counting its log", &e))?;
+        let warnings = db
+            .integrity_warnings()
+            .iter()
+            .map(|w| DamageWarning::about(input, w))
+            .collect();
         Ok(Prepared {
+            warnings,
             db,
             dropped,
             returning,
@@ -436,6 +443,8 @@ struct Prepared {
     returning: usize,
     issues: Vec<String>,
     rows: i64,
+    /// Damage the input has where sync never looks.
+    warnings: Vec<DamageWarning>,
 }
 
 /// What one step collects on its way.
