@@ -33,22 +33,6 @@ pub fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// The td binary: `TD_BIN`, else `/tmp/td-bin/td`. None (with a loud note) when absent.
-pub fn td_bin(test: &str) -> Option<PathBuf> {
-    let bin = std::env::var_os("TD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/td-bin/td"));
-    if bin.is_file() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "\n*** SKIPPED {test}: no td binary at {} (build td v0.62.0 there or set TD_BIN) ***\n",
-            bin.display()
-        );
-        None
-    }
-}
-
 /// A td project driven through the real CLI, one HOME, sessions chosen per command.
 pub struct TdCli {
     bin: PathBuf,
