@@ -21,14 +21,12 @@ pub fn fresh_db() -> (tempfile::TempDir, TdDatabase) {
 }
 
 /// A writable copy of a real td database from `shared/fixtures/real-td/` (the share is
-/// read-only), at `<tmp>/p/.todos/issues.db`.
+/// read-only; `TDSYNC_FIXTURES` names another copy), at `<tmp>/p/.todos/issues.db`.
 pub fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("p/.todos/issues.db");
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/real-td")
-        .join(name);
+    let src = tdsync_harness::fixtures::default_dir().join(name);
     std::fs::write(&path, std::fs::read(&src).expect("read fixture")).expect("copy fixture");
     (dir, path)
 }
