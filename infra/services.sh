@@ -7,6 +7,7 @@
 #   trap services_cleanup EXIT
 #   ensure_postgres            # exports TDSYNC_TEST_POSTGRES_URL
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
+#   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
 #
 # To add a service, write ensure_<name> beside ensure_postgres: start it, export its URL, and
 # call services_on_exit with the command that stops it.
@@ -144,45 +145,60 @@ ensure_chromium() {
     services_log "$(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
 }
 
-# --- td (the interop suite drives the real td CLI) -----------------------------------------------
+# --- td (the interop suite, td_golden and td_writer_vs_td drive the real td CLI) -----------------
 
 TD_VERSION=v0.62.0
 
-# Not a server: makes sure td $TD_VERSION is installed (`go install`, cached in Go's bin
-# directory between runs) and exports TD_BIN. An exported TD_BIN is used as it is. When the
-# module cannot be fetched, says so loudly and leaves TD_BIN unset: the interop tests then skip
-# with their own banner (the rest of the suite still runs). Without Go it fails, saying how to
-# install Go.
+# td's build script, beside td's vendored source (v0.62.0, MIT, unchanged):
+# ../shared/third_party/build-td.sh from the checkout (a git worktree may sit one level deeper,
+# so ../../shared is tried too), or $TD_BUILD_SCRIPT.
+td_build_script() {
+    local candidate
+    for candidate in "${TD_BUILD_SCRIPT:-}" "$PWD/../shared/third_party/build-td.sh" \
+        "$PWD/../../shared/third_party/build-td.sh"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            (cd "$(dirname "$candidate")" && echo "$PWD/$(basename "$candidate")")
+            return 0
+        fi
+    done
+    echo "td's build script was not found at ../shared/third_party/build-td.sh (nor" \
+         "../../shared/…); set TD_BUILD_SCRIPT to it, or TD_BIN to a td $TD_VERSION binary." >&2
+    return 1
+}
+
+# Where td and td-sync are kept between runs (build-td.sh skips when both are there).
+td_tools_dir() { echo "${CARGO_TARGET_DIR:-$PWD/target}/tools/td-$TD_VERSION"; }
+
+# Not a server: builds td $TD_VERSION and td's own server td-sync from td's vendored source with
+# the Go toolchain of this machine (about 1–2 minutes the first time; cached in td_tools_dir
+# after that) and exports TD_BIN and TD_SYNC_BIN. An exported TD_BIN is used as it is. Fails
+# (and so fails the run) when Go is missing or the build fails. Call it from the workspace root.
 ensure_td() {
     if [ -n "${TD_BIN:-}" ]; then
-        services_log "td: using TD_BIN=$TD_BIN from the environment"
+        [ -x "$TD_BIN" ] || { echo "TD_BIN=$TD_BIN is not an executable file" >&2; return 1; }
+        services_log "td: using TD_BIN=$TD_BIN from the environment ($("$TD_BIN" version 2>/dev/null | head -n 1))"
         return 0
     fi
     if ! command -v go >/dev/null 2>&1; then
-        echo "The td interop suite needs Go to install td $TD_VERSION: install Go 1.22 or newer" \
-             "(apt-get install golang-go, or https://go.dev/doc/install) and run this again," \
-             "or set TD_BIN to a td $TD_VERSION binary." >&2
+        echo "td $TD_VERSION is built from source with Go, and Go is not installed: install Go" \
+             "1.25 or newer (https://go.dev/doc/install; Debian's golang-go is too old) and run" \
+             "this again, or set TD_BIN to a td $TD_VERSION binary." >&2
         return 1
     fi
-    local bin
-    bin="$(go env GOPATH)/bin/td"
-    if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "${TD_VERSION#v}"; then
-        export TD_BIN="$bin"
-        services_log "td: $("$bin" version 2>/dev/null | head -n 1) (cached at $bin)"
-        return 0
+    local script dir log
+    script=$(td_build_script) || return 1
+    dir=$(td_tools_dir)
+    if [ ! -x "$dir/td" ] || [ ! -x "$dir/td-sync" ]; then
+        services_log "td: building td and td-sync $TD_VERSION with $(go version | awk '{print $3}') into $dir"
     fi
-    services_log "td: go install github.com/marcus/td@$TD_VERSION"
-    local log
     log=$(mktemp)
-    if go install "github.com/marcus/td@$TD_VERSION" >"$log" 2>&1 && [ -x "$bin" ]; then
-        export TD_BIN="$bin"
-        services_log "td: installed at $bin"
-    else
-        local bar
-        bar=$(printf '!%.0s' $(seq 1 100))
-        printf '\n%s\nBLOCKED: td %s could not be installed, so the td interop suite will SKIP.\n' "$bar" "$TD_VERSION" >&2
-        sed 's/^/    go: /' "$log" | tail -n 5 >&2
-        printf 'Provide a td binary with TD_BIN=/path/to/td to run it.\n%s\n\n' "$bar" >&2
+    if ! "$script" "$dir" >"$log" 2>&1; then
+        sed 's/^/    build-td: /' "$log" | tail -n 30 >&2
+        rm -f "$log"
+        echo "building td $TD_VERSION failed (see above): $script $dir" >&2
+        return 1
     fi
     rm -f "$log"
+    export TD_BIN="$dir/td" TD_SYNC_BIN="$dir/td-sync"
+    services_log "td: $("$TD_BIN" version 2>/dev/null | head -n 1) at $TD_BIN; td-sync at $TD_SYNC_BIN"
 }

@@ -14,9 +14,9 @@ step "services: PostgreSQL (control-plane tests)"
 ensure_postgres
 step "tools: headless Chromium (harness dashboard test)"
 ensure_chromium
-step "tools: td $TD_VERSION (td interop suite)"
+step "tools: td $TD_VERSION (the interop suite, td_golden, td_writer_vs_td)"
 ensure_td
-# Tests that need a service fail, rather than skip, when it is missing.
+# Tests that need a service or td fail, rather than skip, when it is missing.
 export TDSYNC_REQUIRE_SERVICES=1
 
 step "cargo fmt --check"

@@ -3,12 +3,17 @@
 //! Every test starts its own `tdsync serve` (the built binary, a free loopback port, a temp data
 //! directory) and td users, each with its own HOME (auth.json with a stable device id) and
 //! project directory, configured headlessly as td-wire-protocol.md §2 and §8 describe
-//! (TD_SYNC_URL, TD_AUTH_KEY, TD_FEATURE_SYNC_CLI=1). The tests assert on td's own `--json`
-//! output and on the server's projection (the shard file, read-only) and HTTP API.
+//! (TD_SYNC_URL, TD_AUTH_KEY, TD_FEATURE_SYNC_CLI=1), so tests run in parallel. Every td command
+//! that talks to a server is covered — `td sync` (plain, `--push`, `--pull`, `--status`), `td
+//! sync init`, `td sync-project create|join|link|unlink|list|members|role|kick|invite`, `td
+//! doctor`, autosync, a first sync that bootstraps from the snapshot — and `td auth
+//! status|logout`. The tests assert on td's own output (its text, or `--json`) and on the
+//! server: its projection and log (the shard file, read-only), its HTTP API and its request
+//! counters.
 //!
-//! td is found at `$TD_BIN`, else `td` on PATH, else `$(go env GOPATH)/bin/td`. Without one the
-//! suite skips with a loud message saying how to provide it; without Go it fails with a message
-//! saying how to install Go (see support.rs).
+//! td is found by `tdsync_harness::testing::td_binary`: `TD_BIN`, or the copy `infra/test.sh`
+//! builds into `target/tools/td-v0.62.0/`. Without one the suite skips with a loud banner, or
+//! fails under `TDSYNC_REQUIRE_SERVICES=1` (as in `infra/test.sh`).
 
 #[path = "interop/support.rs"]
 mod support;
@@ -658,4 +663,660 @@ fn revoked_and_foreign_tokens_are_refused() {
     );
     let titles = team.server_rows(&project, "SELECT title FROM issues");
     assert_eq!(titles, vec![vec![Value::from("Secret plan")]]);
+}
+
+/// The value after `label` on the line of td's output that starts with it (`td sync --status`,
+/// `td doctor`, `td auth status` print `Label: value` lines).
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .map(str::trim_start)
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{out}"))
+        .trim()
+}
+
+/// The server's `GET …/sync/status` as (event_count, last_server_seq).
+fn server_status(team: &Team, project: &str) -> (i64, i64) {
+    let (status, body) = team.server.get(
+        &format!("/v1/projects/{project}/sync/status"),
+        &team.key.token,
+    );
+    assert_eq!(status, 200, "{body}");
+    (
+        body["event_count"].as_i64().unwrap(),
+        body["last_server_seq"].as_i64().unwrap(),
+    )
+}
+
+/// `td sync --push` only pushes, `td sync --pull` only pulls (and brings back the puller's own
+/// events, which td re-applies in server order), `td sync --status` prints the local cursor
+/// and the server's counts, and a `td sync` with nothing to do says so.
+#[test]
+fn td_sync_push_pull_and_status() {
+    let Some(team) = Team::new() else { return };
+    let alice = team.user("alice", &team.key.token);
+    let out = alice.ok(&["sync-project", "create", "flags"]);
+    let project = alice.linked_project().expect("create links the project");
+    assert!(
+        out.contains(&format!("Created and linked to project flags ({project})")),
+        "{out}"
+    );
+    let bob = team.joiner("bob", &team.key.token, "flags", &project);
+
+    alice.create("First", &[]);
+    alice.create("Second", &[]);
+    let status = alice.ok(&["sync", "--status"]);
+    assert_eq!(field(&status, "Project:"), project, "{status}");
+    assert_eq!(field(&status, "Pending:"), "2 events", "{status}");
+    assert_eq!(field(&status, "Events:"), "0", "{status}");
+    assert_eq!(field(&status, "Last seq:"), "0", "{status}");
+    assert_eq!(server_status(&team, &project), (0, 0));
+
+    // --push: pushed, nothing pulled (the cursor stays at 0).
+    let pushed = alice.ok(&["sync", "--push"]);
+    assert!(pushed.contains("Pushed 2 events."), "{pushed}");
+    assert!(!pushed.contains("ulled"), "--push does not pull: {pushed}");
+    assert_eq!(server_status(&team, &project), (2, 2));
+    assert_eq!(
+        team.server_rows(&project, "SELECT title FROM issues ORDER BY title"),
+        vec![vec![Value::from("First")], vec![Value::from("Second")]]
+    );
+    let status = alice.ok(&["sync", "--status"]);
+    assert_eq!(field(&status, "Last pulled:"), "seq 0", "{status}");
+    assert_eq!(field(&status, "Pending:"), "0 events", "{status}");
+    assert_eq!(field(&status, "Events:"), "2", "{status}");
+    assert_eq!(field(&status, "Last seq:"), "2", "{status}");
+
+    // --pull: pulled, bob's own change stays pending and off the server.
+    let mine = bob.create("Bob's", &[]);
+    let pulled = bob.ok(&["sync", "--pull"]);
+    assert!(pulled.contains("Pulled 2 events (2 applied)."), "{pulled}");
+    assert!(!pulled.contains("Pushed"), "--pull does not push: {pulled}");
+    assert_eq!(bob.pending(), 1);
+    assert_eq!(server_status(&team, &project), (2, 2));
+    assert!(
+        team.server_text(&project, "issues", "title", &mine)
+            .is_none()
+    );
+    assert_eq!(titles(&bob.list()), ["Bob's", "First", "Second"]);
+    let pushed = bob.ok(&["sync", "--push"]);
+    assert!(pushed.contains("Pushed 1 events."), "{pushed}");
+    assert_eq!(server_status(&team, &project), (3, 3));
+
+    // Alice's first pull brings her own two events back with bob's one.
+    let pulled = alice.ok(&["sync", "--pull"]);
+    assert!(pulled.contains("Pulled 3 events (3 applied)."), "{pulled}");
+    let status = alice.ok(&["sync", "--status"]);
+    assert_eq!(field(&status, "Last pulled:"), "seq 3", "{status}");
+    assert_eq!(field(&status, "Events:"), "3", "{status}");
+    let idle = alice.sync();
+    assert!(
+        idle.contains("Nothing to push.") && idle.contains("Nothing to pull."),
+        "{idle}"
+    );
+    assert_eq!(server_status(&team, &project), (3, 3));
+    assert_same(&[
+        ("the server", &team.shard(&project)),
+        ("alice", &alice.db()),
+        ("bob", &bob.db()),
+    ]);
+}
+
+/// The rows of a table td prints under a header line starting with `first_column` (`td
+/// sync-project list`, `td sync-project members`), split on whitespace.
+fn table_rows(out: &str, first_column: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(first_column))
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// `td sync-project create` creates and links a project on the server, `list` shows what the
+/// server lists, `link` (by id) and `td sync init`'s join branch (by number) link to it, and
+/// `unlink` — with td's offer to reset what was pushed — then `link` to another project moves
+/// a td database's whole history there.
+#[test]
+fn sync_project_create_list_link_unlink_and_sync_init_join() {
+    let Some(team) = Team::new() else { return };
+    let alice = team.user("alice", &team.key.token);
+    let out = alice.ok(&["sync-project", "create", "plans"]);
+    let project = alice.linked_project().expect("create links the project");
+    assert!(
+        out.contains(&format!("Created and linked to project plans ({project})")),
+        "{out}"
+    );
+    let x = alice.create("Plan the release", &[]);
+    alice.sync();
+
+    // Another project, registered on the server by its admin.
+    let archive = team
+        .server
+        .admin(&["project", "create", "--tenant", &team.tenant, "archive"]);
+    let listed = table_rows(&alice.ok(&["sync-project", "list"]), "ID");
+    let mut on_td: Vec<(String, String)> = listed
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    on_td.sort();
+    let (status, body) = team.server.get("/v1/projects", &team.key.token);
+    assert_eq!(status, 200, "{body}");
+    let mut on_server: Vec<(String, String)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    on_server.sort();
+    assert_eq!(on_td, on_server);
+    assert!(
+        on_td.contains(&(project.clone(), "plans".into())),
+        "{on_td:?}"
+    );
+    assert!(
+        on_td.contains(&(archive.clone(), "archive".into())),
+        "{on_td:?}"
+    );
+
+    // Bob links by id (no request: td writes its link row).
+    let bob = team.user("bob", &team.key.token);
+    let before = team.server.requests("GET", "/v1/projects");
+    let out = bob.ok(&["sync-project", "link", &project]);
+    assert!(
+        out.contains(&format!("Linked to project {project}")),
+        "{out}"
+    );
+    assert_eq!(team.server.requests("GET", "/v1/projects"), before);
+    assert_eq!(bob.linked_project().as_deref(), Some(project.as_str()));
+    assert!(bob.sync().contains("Pulled 1 events"));
+    assert_eq!(bob.show(&x)["title"], "Plan the release");
+
+    // Carol joins through `td sync init`: server URL, "j", then the number td listed.
+    let carol = team.user("carol", &team.key.token);
+    let r = carol.run_with_input(&["sync", "init"], &format!("{}\nj\n", team.server.url()));
+    assert!(!r.ok, "no selection given: {}", r.text());
+    let number = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(&format!("plans ({project})")))
+        .and_then(|l| l.trim().split(')').next())
+        .unwrap_or_else(|| panic!("td sync init lists plans:\n{}", r.text()))
+        .to_string();
+    let r = carol.run_with_input(
+        &["sync", "init"],
+        &format!("{}\nj\n{number}\n", team.server.url()),
+    );
+    assert!(r.ok, "td sync init failed:\n{}", r.text());
+    assert!(
+        r.stdout
+            .contains(&format!("Linked to project plans ({project})")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(carol.linked_project().as_deref(), Some(project.as_str()));
+    carol.create("Carol's idea", &[]);
+    assert!(carol.sync().contains("Pushed 1 events"));
+
+    // Carol unlinks, accepting td's offer to reset what she pushed, and links to the archive:
+    // her next sync pushes her database's whole content there (td backfills the rows it
+    // pulled, which have no action_log rows of their own).
+    let r = carol.run_with_input(&["sync-project", "unlink"], "y\n");
+    assert!(r.ok, "{}", r.text());
+    assert!(
+        r.stdout.contains("Reset 1 events for re-sync"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.stdout.contains("Unlinked from sync project"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(carol.linked_project(), None);
+    let refused = carol.run(&["sync"]);
+    assert!(!refused.ok);
+    assert!(
+        refused.text().contains("project not linked"),
+        "{}",
+        refused.text()
+    );
+    let out = carol.ok(&["sync-project", "link", &archive]);
+    assert!(
+        out.contains(&format!("Linked to project {archive}")),
+        "{out}"
+    );
+    let out = carol.sync();
+    // Her own create, re-pushed, and alice's issue, backfilled.
+    assert!(out.contains("Pushed 2 events."), "{out}");
+    let (status, body) = team.server.get(
+        &format!("/v1/projects/{archive}/sync/status"),
+        &team.key.token,
+    );
+    assert_eq!((status, body["event_count"].as_i64()), (200, Some(2)));
+    assert_same(&[
+        ("the archive on the server", &team.shard(&archive)),
+        ("carol", &carol.db()),
+    ]);
+    // The first project is untouched by the move.
+    assert_eq!(server_status(&team, &project), (2, 2));
+    alice.sync();
+    bob.sync();
+    assert_same(&[
+        ("plans on the server", &team.shard(&project)),
+        ("alice", &alice.db()),
+        ("bob", &bob.db()),
+    ]);
+}
+
+/// The project's members as the server lists them: (user id, role), sorted.
+fn server_members(team: &Team, project: &str, token: &str) -> Vec<(String, String)> {
+    let (status, body) = team
+        .server
+        .get(&format!("/v1/projects/{project}/members"), token);
+    assert_eq!(status, 200, "{body}");
+    let mut members: Vec<(String, String)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user_id"].as_str().unwrap().to_string(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    members.sort();
+    members
+}
+
+/// `td sync-project members` lists the tokens that reach the project with td's role names,
+/// `role` changes a token's scope (a reader's push is then refused), `kick` revokes it (its
+/// next sync is unauthorized), and `invite` — email invitations, which tdsync replaces with
+/// tokens — is refused with the command to run instead.
+#[test]
+fn sync_project_members_role_kick_and_invite() {
+    let Some(team) = Team::new() else { return };
+    let owner = team.server.mint(&team.tenant, "admin", None, "alice");
+    let alice = team.user("alice", &owner.token);
+    let project = team.init_project(&alice, "crew");
+    let bob_key = team
+        .server
+        .mint(&team.tenant, "write", Some(&project), "bob");
+    let bob = team.joiner("bob", &bob_key.token, "crew", &project);
+
+    let members = alice.ok(&["sync-project", "members"]);
+    let mut on_td: Vec<(String, String)> = table_rows(&members, "USER ID")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    on_td.sort();
+    let mut expected = vec![
+        (team.key.id.clone(), "writer".to_string()),
+        (owner.id.clone(), "owner".to_string()),
+        (bob_key.id.clone(), "writer".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(on_td, expected, "{members}");
+    assert_eq!(server_members(&team, &project, &owner.token), expected);
+
+    // Bob becomes a reader: his pulls work, his push is refused and stays pending.
+    let out = alice.ok(&["sync-project", "role", &bob_key.id, "reader"]);
+    assert!(
+        out.contains(&format!("Updated {} to reader", bob_key.id)),
+        "{out}"
+    );
+    assert!(
+        server_members(&team, &project, &owner.token)
+            .contains(&(bob_key.id.clone(), "reader".to_string()))
+    );
+    let x = bob.create("Bob's proposal", &[]);
+    let refused = bob.run(&["sync"]);
+    assert!(
+        !refused.ok,
+        "a reader's push is refused: {}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("403") || refused.text().contains("forbidden"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(bob.pending(), 1);
+    assert!(team.server_text(&project, "issues", "title", &x).is_none());
+
+    // Kicked: the token is revoked; bob's td is told it is unauthorized.
+    let out = alice.ok(&["sync-project", "kick", &bob_key.id]);
+    assert!(
+        out.contains(&format!("Removed member {}", bob_key.id)),
+        "{out}"
+    );
+    assert!(
+        !server_members(&team, &project, &owner.token)
+            .iter()
+            .any(|(id, _)| id == &bob_key.id)
+    );
+    let (status, _) = team.server.get("/v1/projects", &bob_key.token);
+    assert_eq!(status, 401);
+    let refused = bob.run(&["sync"]);
+    assert!(!refused.ok);
+    assert!(
+        refused.text().contains("unauthorized"),
+        "{}",
+        refused.text()
+    );
+    let members = alice.ok(&["sync-project", "members"]);
+    assert!(!members.contains(&bob_key.id), "{members}");
+
+    // A writer may not manage members; nobody can invite by email.
+    let carol = team.joiner("carol", &team.key.token, "crew", &project);
+    let refused = carol.run(&["sync-project", "role", &owner.id, "reader"]);
+    assert!(!refused.ok, "{}", refused.text());
+    assert!(refused.text().contains("forbidden"), "{}", refused.text());
+    assert!(
+        server_members(&team, &project, &owner.token)
+            .contains(&(owner.id.clone(), "owner".to_string()))
+    );
+    let refused = alice.run(&["sync-project", "invite", "dave@example.test", "writer"]);
+    assert!(!refused.ok, "{}", refused.text());
+    assert!(
+        refused.text().contains("tdsync token mint --tenant") && refused.text().contains(&project),
+        "td shows what to do instead: {}",
+        refused.text()
+    );
+    assert_eq!(
+        server_members(&team, &project, &owner.token).len(),
+        2,
+        "no member was added"
+    );
+}
+
+/// `td doctor` checks the server (`GET /healthz`) and, when auth.json holds a key, the key
+/// (`GET /v1/projects`). td's doctor reads the key from auth.json only: with `TD_AUTH_KEY`
+/// alone it says "not logged in" although every sync works.
+#[test]
+fn td_doctor_checks_the_server_and_the_key() {
+    let Some(team) = Team::new() else { return };
+    let temp = team.server.mint(&team.tenant, "write", None, "temp");
+    let alice = team.user("alice", &temp.token);
+    let project = team.init_project(&alice, "doctor");
+    alice.create("Pending", &[]);
+    let health = || team.server.requests("GET", "/healthz");
+    let listings = || team.server.requests("GET", "/v1/projects");
+
+    // TD_AUTH_KEY only.
+    let (h, l) = (health(), listings());
+    let out = alice.ok(&["doctor"]);
+    assert_eq!(
+        field(&out, "Auth config ............"),
+        "FAIL (not logged in)",
+        "{out}"
+    );
+    assert_eq!(
+        field(&out, "Server reachable ......."),
+        format!("OK ({})", team.server.url()),
+        "{out}"
+    );
+    assert_eq!(field(&out, "Auth valid ............."), "SKIP", "{out}");
+    assert_eq!(field(&out, "Local database ........."), "OK", "{out}");
+    assert_eq!(
+        field(&out, "Sync linked ............"),
+        format!("OK (project {project})"),
+        "{out}"
+    );
+    assert_eq!(field(&out, "Pending events ........."), "1", "{out}");
+    assert_eq!(
+        (health(), listings()),
+        (h + 1, l),
+        "doctor asked /healthz only"
+    );
+
+    // The key in auth.json (as `td auth login` leaves it): checked with a listing.
+    alice.log_in(&temp.token, &team.server.url());
+    let out = alice.ok(&["doctor"]);
+    assert_eq!(
+        field(&out, "Auth config ............"),
+        "OK (alice@example.test)",
+        "{out}"
+    );
+    assert_eq!(field(&out, "Auth valid ............."), "OK", "{out}");
+    assert_eq!((health(), listings()), (h + 2, l + 1));
+
+    // Revoked on the server: td says so.
+    team.server.admin(&["token", "revoke", &temp.id]);
+    let out = alice.ok(&["doctor"]);
+    assert_eq!(
+        field(&out, "Auth valid ............."),
+        "FAIL (invalid or expired API key)",
+        "{out}"
+    );
+    assert_eq!((health(), listings()), (h + 3, l + 2));
+
+    // No server there.
+    let mut offline = alice;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    offline.set_env("TD_SYNC_URL", &format!("http://127.0.0.1:{port}"));
+    let out = offline.ok(&["doctor"]);
+    assert!(
+        field(&out, "Server reachable .......").starts_with("FAIL ("),
+        "{out}"
+    );
+    assert_eq!(field(&out, "Auth valid ............."), "SKIP", "{out}");
+}
+
+/// With `TD_AUTH_KEY`, `td auth status` reports "Not logged in." unless auth.json holds a key
+/// (then its email, server and a 12-character key prefix), and `td auth logout` deletes
+/// auth.json — device id included — while the key keeps working: every later td process then
+/// pushes as a new device, until auth.json is put back with the old id (README's advice).
+#[test]
+fn td_auth_status_and_logout_with_td_auth_key() {
+    let Some(team) = Team::new() else { return };
+    let alice = team.user("alice", &team.key.token);
+    let project = team.init_project(&alice, "auth");
+    alice.create("Before logout", &[]);
+    alice.sync();
+    let requests = || {
+        team.server.requests("GET", "/v1/projects")
+            + team.server.requests("GET", "/healthz")
+            + team.server.requests("POST", "/v1/projects/{id}/sync/push")
+            + team.server.requests("GET", "/v1/projects/{id}/sync/pull")
+    };
+    let before = requests();
+
+    // auth.json without a key (the headless setup): td knows no login.
+    let out = alice.ok(&["auth", "status"]);
+    assert_eq!(out.trim(), "Not logged in.");
+    // With a key: email, server, and the key cut to 12 characters.
+    alice.log_in(&team.key.token, &team.server.url());
+    let out = alice.ok(&["auth", "status"]);
+    assert_eq!(field(&out, "Email:"), "alice@example.test", "{out}");
+    assert_eq!(field(&out, "Server:"), team.server.url(), "{out}");
+    assert_eq!(
+        field(&out, "Key:"),
+        format!("{}...", &team.key.token[..12]),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&team.key.token),
+        "the whole key is never shown"
+    );
+
+    // Logout: auth.json is gone, device id and all; the server was not asked, and the key
+    // still works there.
+    let out = alice.ok(&["auth", "logout"]);
+    assert_eq!(out.trim(), "Logged out.");
+    assert!(!alice.auth_file().exists());
+    assert_eq!(alice.ok(&["auth", "status"]).trim(), "Not logged in.");
+    assert_eq!(requests(), before, "auth status and logout are local");
+    let (status, _) = team.server.get("/v1/projects", &team.key.token);
+    assert_eq!(status, 200, "the key is not revoked by a logout");
+
+    // Each td process now invents a device id of its own.
+    for title in ["After logout 1", "After logout 2"] {
+        alice.create(title, &[]);
+        assert!(alice.sync().contains("Pushed 1 events."));
+    }
+    let events = team.server.events(&team.tenant, &project);
+    let devices: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    assert_eq!(devices.len(), 3, "{events:?}");
+    assert_eq!(devices[0], alice.device_id);
+    assert!(
+        devices[1] != alice.device_id && devices[2] != alice.device_id && devices[1] != devices[2],
+        "after logout every process pushes as a new device: {devices:?}"
+    );
+
+    // auth.json put back with the kept id: alice is one device again.
+    alice.log_in(&team.key.token, &team.server.url());
+    alice.create("Back", &[]);
+    alice.sync();
+    let events = team.server.events(&team.tenant, &project);
+    assert_eq!(events.last().unwrap().1, alice.device_id, "{events:?}");
+}
+
+/// Rows of td's local conflict table: (server seq, entity id).
+fn td_conflicts(user: &TdUser) -> Vec<(i64, String)> {
+    user.rows("SELECT server_seq, entity_id FROM sync_conflicts ORDER BY id")
+        .into_iter()
+        .map(|r| (r[0].as_i64().unwrap(), r[1].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Two users edit the same field concurrently and the author of the later edit (as the server
+/// orders them) syncs only by autosync, which pulls with `exclude_client`. td-sync would leave
+/// that author with the *earlier* value (it pulls the other edit without its own later one);
+/// tdsync answers every pull with the caller's own events too, td re-applies them in server
+/// order, and every replica ends equal. td records no conflict for its own events, in either
+/// round: the edit applied by a post-mutation autosync, and an offline edit carried by the
+/// next command's startup autosync.
+#[test]
+fn an_autosync_author_of_a_concurrent_edit_ends_with_the_servers_order() {
+    let Some(team) = Team::new() else { return };
+    let alice = team.user("alice", &team.key.token);
+    let project = team.init_project(&alice, "race");
+    let mut bob = team.joiner("bob", &team.key.token, "race", &project);
+    let x = alice.create("Original", &["--description", "start"]);
+    alice.sync();
+    bob.sync();
+    // Bob syncs only by autosync from here on.
+    bob.set_env("TD_SYNC_AUTO", "1");
+    bob.set_env("TD_FEATURE_SYNC_AUTOSYNC", "1");
+    let title_on = |user: &TdUser| user.show(&x)["title"].as_str().unwrap().to_string();
+
+    // Round 1: alice's edit reaches the server first; bob's edit of the same field is pushed
+    // by the autosync after his command (no startup sync: it would pull alice's edit first).
+    alice.ok(&["update", &x, "--title", "Alice's title"]);
+    alice.sync();
+    bob.set_env("TD_SYNC_AUTO_START", "0");
+    bob.ok(&["update", &x, "--title", "Bob's title"]);
+    assert_eq!(bob.pending(), 0, "autosync pushed bob's edit");
+    assert_eq!(
+        team.server_text(&project, "issues", "title", &x).as_deref(),
+        Some("Bob's title")
+    );
+    assert_eq!(
+        title_on(&bob),
+        "Bob's title",
+        "bob's td ends with the server's order"
+    );
+    alice.sync();
+    assert_eq!(title_on(&alice), "Bob's title");
+    assert_same(&[
+        ("the server", &team.shard(&project)),
+        ("alice", &alice.db()),
+        ("bob", &bob.db()),
+    ]);
+
+    // Round 2: bob edits offline (autosync off for that command); alice edits and pushes;
+    // bob's next command (a read) syncs at its start.
+    bob.set_env("TD_SYNC_AUTO_START", "1");
+    bob.set_env("TD_SYNC_AUTO", "0");
+    bob.ok(&["update", &x, "--title", "Bob's offline title"]);
+    assert_eq!(bob.pending(), 1);
+    alice.ok(&["update", &x, "--title", "Alice's second title"]);
+    alice.sync();
+    bob.set_env("TD_SYNC_AUTO", "1");
+    assert_eq!(title_on(&bob), "Bob's offline title");
+    assert_eq!(bob.pending(), 0);
+    assert_eq!(
+        team.server_text(&project, "issues", "title", &x).as_deref(),
+        Some("Bob's offline title")
+    );
+    // A create by bob makes the round trip too (a full-row upsert over his own row).
+    let y = bob.create("Bob's own issue", &[]);
+    assert_eq!(bob.pending(), 0);
+    alice.sync();
+    assert_eq!(title_on(&alice), "Bob's offline title");
+    assert_eq!(alice.show(&y)["title"], "Bob's own issue");
+    assert_same(&[
+        ("the server", &team.shard(&project)),
+        ("alice", &alice.db()),
+        ("bob", &bob.db()),
+    ]);
+
+    // Bob's td pulled its own events back (its sync history names his device)...
+    let own_pulled = bob.rows(&format!(
+        "SELECT COUNT(*) FROM sync_history WHERE direction = 'pull' AND device_id = '{}'",
+        bob.device_id
+    ))[0][0]
+        .as_i64()
+        .unwrap();
+    let own_pushed = team
+        .server
+        .events(&team.tenant, &project)
+        .iter()
+        .filter(|e| e.1 == bob.device_id)
+        .count() as i64;
+    assert_eq!(
+        own_pulled, own_pushed,
+        "every event bob pushed came back to him"
+    );
+    // ... and recorded no conflict for them: td's conflict table is empty on both sides (its
+    // same-field updates carry previous_data and merge; creates of one's own are not
+    // conflicts), and `td sync conflicts` says so.
+    for user in [&alice, &bob] {
+        assert_eq!(td_conflicts(user), [], "{}", user.name);
+        let out = user.ok(&["sync", "conflicts"]);
+        assert!(
+            out.contains("No sync conflicts found."),
+            "{}: {out}",
+            user.name
+        );
+    }
+    // The server kept both clobbered titles of alice in its conflict log.
+    let (status, conflicts) = team.server.get(
+        &format!("/v1/projects/{project}/conflicts"),
+        &team.key.token,
+    );
+    assert_eq!(status, 200, "{conflicts}");
+    let mut clobbered: Vec<(String, String)> = conflicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["entity_id"] == x.as_str())
+        .map(|c| {
+            assert_eq!(c["clobbered_device"], alice.device_id.as_str(), "{c}");
+            assert_eq!(c["winning_device"], bob.device_id.as_str(), "{c}");
+            (
+                c["clobbered"]["title"].as_str().unwrap().to_string(),
+                c["winner"]["title"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    clobbered.sort();
+    assert_eq!(
+        clobbered,
+        [
+            ("Alice's second title".into(), "Bob's offline title".into()),
+            ("Alice's title".into(), "Bob's title".into()),
+        ]
+    );
 }

@@ -1,7 +1,8 @@
 //! The adapter against the real td binary (td v0.62.0): what td pushes from a database must
 //! be what `pending()` reads from a copy of it, and what td's pull writes into a database must
-//! be what `apply_page()` writes into a copy. Skipped (with a note) where no td binary exists;
-//! set `TD_BIN` to point at one.
+//! be what `apply_page()` writes into a copy. td is found by `tdsync_harness::testing::td_binary`
+//! (`TD_BIN`, or the copy `infra/test.sh` builds); without one the tests skip loudly, or fail
+//! under `TDSYNC_REQUIRE_SERVICES=1`.
 
 mod common;
 
@@ -32,13 +33,7 @@ struct Td {
 
 impl Td {
     fn new(server: &FakeServer, device: &str) -> Option<Td> {
-        let bin = std::env::var_os("TD_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/tmp/td-bin/td"));
-        if !bin.is_file() {
-            eprintln!("SKIPPED: no td binary at {} (set TD_BIN)", bin.display());
-            return None;
-        }
+        let bin = tdsync_harness::testing::td_binary("client/tests/td_golden.rs")?;
         let home = tempfile::tempdir().unwrap();
         let config = home.path().join(".config/td");
         std::fs::create_dir_all(&config).unwrap();

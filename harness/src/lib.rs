@@ -18,6 +18,8 @@ pub mod runner;
 pub mod scenario;
 pub mod shrink;
 pub mod td_writer;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod text;
 pub mod workload;
 pub mod world;

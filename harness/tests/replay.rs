@@ -2,7 +2,7 @@
 //! converge through the server; so do databases the simulated td writes (every entity type, at
 //! the current and the oldest schema) and a series whose first push backfills; the input is
 //! never written; what cannot be replayed says why; damage where sync never looks is a warning,
-//! damage where it does refuses the input. (`gateway/tests/harness_replay.rs` drives
+//! damage where it does refuses the input. (`cli/tests/harness_replay.rs` drives
 //! the `tdsync harness replay` command itself.)
 
 use std::path::{Path, PathBuf};

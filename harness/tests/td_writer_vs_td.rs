@@ -1,13 +1,14 @@
-//! The writer against the real td v0.62 CLI: the same command sequence is run through
-//! `/tmp/td-bin/td` (or `TD_BIN`) and through `TdWriter` on a fresh database, and after every
-//! command the new action_log rows must be the same once ids, times and hashes are replaced by
-//! placeholders (so action and entity names, JSON key order, omitted fields, escaping and time
-//! formats must all match). At the end every table td writes must hold the same rows. Skipped,
-//! loudly, without a td binary.
+//! The writer against the real td v0.62 CLI: the same command sequence is run through the real
+//! td (found by `tdsync_harness::testing::td_binary`: `TD_BIN`, or the copy `infra/test.sh`
+//! builds) and through `TdWriter` on a fresh database, and after every command the new
+//! action_log rows must be the same once ids, times and hashes are replaced by placeholders (so
+//! action and entity names, JSON key order, omitted fields, escaping and time formats must all
+//! match). At the end every table td writes must hold the same rows. Without a td binary it
+//! skips loudly, or fails under `TDSYNC_REQUIRE_SERVICES=1`.
 
 mod common;
 
-use common::{Normalizer, TdCli, action_log_after, fresh_db, max_rowid, table_rows, td_bin};
+use common::{Normalizer, TdCli, action_log_after, fresh_db, max_rowid, table_rows};
 use rusqlite::{Connection, OpenFlags};
 use tdsync_harness::td_writer::{
     HandoffSpec, IssueChange, IssueSpec, LogType, TdWriter, WriterError,
@@ -651,7 +652,7 @@ fn same_kind_runs_sorted(rows: Vec<String>) -> Vec<String> {
 
 #[test]
 fn writer_matches_real_td_row_for_row() {
-    let Some(bin) = td_bin("writer_matches_real_td_row_for_row") else {
+    let Some(bin) = tdsync_harness::testing::td_binary("writer_matches_real_td_row_for_row") else {
         return;
     };
     let cli = TdCli::init(bin);

@@ -1,11 +1,10 @@
-//! What the interop tests stand on: finding the real td binary (or saying loudly why the suite
-//! cannot run), a `tdsync serve` subprocess with its admin commands and HTTP API, and td users —
+//! What the interop tests stand on: the real td binary (found as every td-driven suite finds it),
+//! a `tdsync serve` subprocess with its admin commands and HTTP API, and td users —
 //! each with its own HOME, auth.json (a stable device id) and project directory.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -13,101 +12,11 @@ use serde_json::Value;
 use tdsync_harness::remote::ServeProcess;
 use tdsync_projection::{Dump, Tolerances};
 
-/// The td release the suite is written against (td-wire-protocol.md is read from its source).
-pub const TD_VERSION: &str = "v0.62.0";
-
-const HOW_TO_PROVIDE_TD: &str = "\
-    td v0.62.0 is installed with `go install github.com/marcus/td@v0.62.0` (infra/test.sh tries \
-    it), but the Go module proxy currently answers 403 for github.com/marcus/td, so that may \
-    fail. Build td v0.62.0 from its public source (github.com/marcus/td, tag v0.62.0: \
-    `go build -o /some/dir/td .`) and run the suite with TD_BIN=/some/dir/td, e.g. \
-    `TD_BIN=/some/dir/td cargo test -p tdsync-gateway --test interop`";
-
-/// Where td was found, or why not.
-enum Found {
-    Td(PathBuf),
-    /// No td anywhere; the suite skips with this message.
-    Missing(String),
-}
-
-/// The td binary: `$TD_BIN`, else `td` on PATH, else `$(go env GOPATH)/bin/td`. None (after a
-/// loud message, printed once) when there is none; a panic when TD_BIN names nothing or Go
-/// itself is missing (the message says how to install it).
+/// The real td binary (`tdsync_harness::testing::td_binary`: `TD_BIN`, or the copy
+/// `infra/test.sh` builds), or None when the suite skips (after a loud banner); a panic under
+/// `TDSYNC_REQUIRE_SERVICES=1` when there is none.
 pub fn td() -> Option<PathBuf> {
-    static FOUND: OnceLock<Found> = OnceLock::new();
-    let found = FOUND.get_or_init(|| {
-        let found = find_td();
-        match &found {
-            Found::Td(path) => eprintln!(
-                "interop: td at {} ({})",
-                path.display(),
-                td_version(path)
-            ),
-            Found::Missing(why) => eprintln!(
-                "\n{bar}\nSKIPPED: the td interop suite (gateway/tests/interop.rs) did not run.\n{why}\n{bar}\n",
-                bar = "!".repeat(100)
-            ),
-        }
-        found
-    });
-    match found {
-        Found::Td(path) => Some(path.clone()),
-        Found::Missing(_) => None,
-    }
-}
-
-fn find_td() -> Found {
-    if let Some(bin) = std::env::var_os("TD_BIN") {
-        let path = PathBuf::from(&bin);
-        assert!(
-            path.is_file(),
-            "TD_BIN={} is not a file. {HOW_TO_PROVIDE_TD}",
-            path.display()
-        );
-        return Found::Td(path);
-    }
-    if let Some(path) = on_path("td") {
-        return Found::Td(path);
-    }
-    let gopath = match Command::new("go").args(["env", "GOPATH"]).output() {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        Ok(out) => panic!(
-            "`go env GOPATH` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "the td interop suite needs td {TD_VERSION}, installed with Go, and Go is not \
-             installed ({e}). Install Go 1.22 or newer (https://go.dev/doc/install, or \
-             `apt-get install golang-go`) and run infra/test.sh, which runs \
-             `go install github.com/marcus/td@{TD_VERSION}`; or set TD_BIN to a td binary. \
-             {HOW_TO_PROVIDE_TD}"
-        ),
-    };
-    let candidate = Path::new(&gopath).join("bin").join("td");
-    if candidate.is_file() {
-        return Found::Td(candidate);
-    }
-    Found::Missing(format!(
-        "Missing: a td {TD_VERSION} binary. TD_BIN is not set, there is no `td` on PATH, and \
-         {} does not exist.\n{HOW_TO_PROVIDE_TD}",
-        candidate.display()
-    ))
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn td_version(td: &Path) -> String {
-    Command::new(td)
-        .arg("version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|e| format!("`td version` failed: {e}"))
+    tdsync_harness::testing::td_binary("the td interop suite (cli/tests/interop.rs)")
 }
 
 /// Polls `check` until it returns Some, failing after `deadline` with `what`.
@@ -203,6 +112,41 @@ impl Server {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// How many requests the server has answered on `route` (a route template, e.g.
+    /// `/v1/projects`) with `method`, any status, from its Prometheus counters.
+    pub fn requests(&self, method: &str, route: &str) -> u64 {
+        let mut r = self
+            .agent
+            .get(format!("{}/metrics", self.url()))
+            .call()
+            .unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        let prefix = format!("tdsync_http_requests_total{{route=\"{route}\",method=\"{method}\",");
+        text.lines()
+            .filter(|l| l.starts_with(&prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// The event log of a project's shard: (seq, device id, entity type, action), in seq order.
+    pub fn events(&self, tenant: &str, project: &str) -> Vec<(i64, String, String, String)> {
+        self.rows(
+            tenant,
+            project,
+            "SELECT server_seq, device_id, entity_type, action_type FROM events ORDER BY server_seq",
+        )
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_i64().unwrap(),
+                r[1].as_str().unwrap().to_string(),
+                r[2].as_str().unwrap().to_string(),
+                r[3].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
     }
 
     /// The project's shard file (the server's projection and log).
@@ -444,6 +388,24 @@ impl TdUser {
             Value::Array(a) => a,
             other => panic!("td list --json printed {other}"),
         }
+    }
+
+    /// `~/.config/td/auth.json` of this user.
+    pub fn auth_file(&self) -> PathBuf {
+        self.home.join(".config/td/auth.json")
+    }
+
+    /// Rewrites auth.json as `td auth login` would leave it (`api_key` included), keeping the
+    /// stable device id.
+    pub fn log_in(&self, token: &str, url: &str) {
+        let auth = serde_json::json!({
+            "api_key": token,
+            "user_id": self.name,
+            "email": format!("{}@example.test", self.name),
+            "server_url": url,
+            "device_id": self.device_id,
+        });
+        std::fs::write(self.auth_file(), auth.to_string()).unwrap();
     }
 
     pub fn db(&self) -> PathBuf {

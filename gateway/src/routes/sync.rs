@@ -57,7 +57,7 @@ pub async fn push(
         ("id" = String, Path, description = "Project id"),
         ("after_server_seq" = Option<i64>, Query, description = "Cursor: events after this seq (default 0)"),
         ("limit" = Option<i64>, Query, description = "Page size, 1..10000 (default 1000; larger is capped)"),
-        ("exclude_client" = Option<String>, Query, description = "Leave out this device's own events"),
+        ("exclude_client" = Option<String>, Query, description = "td's autosync sends its device id here. Accepted and ignored: the caller's own events are always returned, so td re-applies them in server order and ends with the same values as every other replica"),
     ),
     responses(
         (status = 200, description = "A page of events in server order", body = PullResponse),

@@ -332,20 +332,27 @@ fn pull_returns_events_in_order_with_tds_cursor_and_has_more() {
             json!({"events": [], "last_server_seq": after, "has_more": false})
         );
     }
-    // exclude_client leaves out that device's events; the cursor is the last *returned* seq.
-    let others = s
+    // exclude_client is accepted and ignored: the caller's own events come back too, so td's
+    // autosync (which asks without them) re-applies them in server order, as `td sync` does.
+    let with_own = s
         .pull(p, t, "after_server_seq=0&exclude_client=dev-a&limit=1000")
         .expect(200);
-    assert_eq!(seqs(&others), [4, 5, 6]);
-    assert_eq!(others["last_server_seq"], 6);
-    let nothing_left = s
+    assert_eq!(seqs(&with_own), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert!(
+        with_own["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["device_id"] == "dev-a"),
+        "dev-a's own events are returned: {with_own}"
+    );
+    assert_eq!(with_own, all, "the same page as without the parameter");
+    let own_tail = s
         .pull(p, t, "after_server_seq=6&exclude_client=dev-a&limit=1000")
         .expect(200);
-    assert_eq!(
-        nothing_left,
-        json!({"events": [], "last_server_seq": 6, "has_more": false})
-    );
-    // Defaults: no parameters at all is after 0, limit 1000; an empty exclude_client is none.
+    assert_eq!(seqs(&own_tail), [7, 8]);
+    assert_eq!(own_tail["last_server_seq"], 8);
+    // Defaults: no parameters at all is after 0, limit 1000; an empty exclude_client is fine.
     assert_eq!(
         seqs(&s.pull(p, t, "").expect(200)),
         [1, 2, 3, 4, 5, 6, 7, 8]

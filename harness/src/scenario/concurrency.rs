@@ -1,6 +1,6 @@
 //! Syncs at the same time: td's `test_concurrent_sync.sh` (parallel and rapid-fire `td sync`
 //! on one database), ThunderingHerd (every client syncs at the same moment), and pollers of
-//! different speeds (autosync clients that pull without their own events next to manual ones).
+//! different speeds (fast pollers, as td's autosync polls, next to manual ones).
 
 use rand::Rng;
 
@@ -64,8 +64,7 @@ pub const MIXED_POLLERS: Scenario = Scenario {
     in_all: true,
     build: |b: &mut Builder| {
         // Even clients are fast, odd ones slow. All pull their own events back, as `td sync`
-        // does: td's autosync pull without them (`exclude_own`) keeps a remote write that the
-        // server ordered before the client's own, a td limitation reported separately.
+        // does (and as tdsync answers td's autosync too, which asks without them).
         let n = b.clients(4);
         let actions = b.budget(80);
         let slow_interval = |b: &mut Builder| b.generator.rng().random_range(10..=20);

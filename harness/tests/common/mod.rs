@@ -21,32 +21,14 @@ pub fn fresh_db() -> (tempfile::TempDir, TdDatabase) {
 }
 
 /// A writable copy of a real td database from `shared/fixtures/real-td/` (the share is
-/// read-only), at `<tmp>/p/.todos/issues.db`.
+/// read-only; `TDSYNC_FIXTURES` names another copy), at `<tmp>/p/.todos/issues.db`.
 pub fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("p/.todos/issues.db");
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/real-td")
-        .join(name);
+    let src = tdsync_harness::fixtures::default_dir().join(name);
     std::fs::write(&path, std::fs::read(&src).expect("read fixture")).expect("copy fixture");
     (dir, path)
-}
-
-/// The td binary: `TD_BIN`, else `/tmp/td-bin/td`. None (with a loud note) when absent.
-pub fn td_bin(test: &str) -> Option<PathBuf> {
-    let bin = std::env::var_os("TD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/td-bin/td"));
-    if bin.is_file() {
-        Some(bin)
-    } else {
-        eprintln!(
-            "\n*** SKIPPED {test}: no td binary at {} (build td v0.62.0 there or set TD_BIN) ***\n",
-            bin.display()
-        );
-        None
-    }
 }
 
 /// A td project driven through the real CLI, one HOME, sessions chosen per command.

@@ -23,27 +23,28 @@ pub(crate) fn page_limit(q: &PullQuery) -> Result<i64, StoreError> {
 }
 
 impl Shard {
-    /// Events after `after_server_seq` in seq order, at most `limit` (see [`page_limit`]),
-    /// optionally without one device's own. `last_server_seq` is the last returned seq (or the
-    /// cursor when none); `has_more` means the page is full. (Pulls at the head are answered
-    /// from memory before a shard is reached: `Project::pull`.)
+    /// Events after `after_server_seq` in seq order, at most `limit` (see [`page_limit`]).
+    /// `last_server_seq` is the last returned seq (or the cursor when none); `has_more` means
+    /// the page is full. (Pulls at the head are answered from memory before a shard is reached:
+    /// `Project::pull`.)
+    ///
+    /// `exclude_client` is accepted and ignored: every pull gets the caller's own events too.
+    /// td's autosync asks without its own events, so a td that pushed an edit of a field after
+    /// another device's edit of it would apply the other device's (earlier) value last and keep
+    /// it, while every other replica ends with its own (later) one. Given its own events back,
+    /// td re-applies them in server order, as its manual `td sync` always does, and records no
+    /// conflict for them (td v0.62 `internal/sync/client.go` `ApplyRemoteEvents` skips events
+    /// of its own device id), so every replica ends equal.
     pub(crate) fn pull(&self, q: &PullQuery) -> Result<PullResponse, StoreError> {
         let limit = page_limit(q)?;
         let after = q.after_server_seq;
-        let exclude = q.exclude_client.as_deref().filter(|d| !d.is_empty());
         let events = self.read(|conn| {
-            let sql = if exclude.is_some() {
-                "SELECT server_seq, device_id, session_id, client_action_id, action_type, \
-                 entity_type, entity_id, payload, client_timestamp FROM events \
-                 WHERE server_seq > ?1 AND device_id != ?3 ORDER BY server_seq LIMIT ?2"
-            } else {
-                "SELECT server_seq, device_id, session_id, client_action_id, action_type, \
-                 entity_type, entity_id, payload, client_timestamp FROM events \
-                 WHERE server_seq > ?1 AND ?3 IS NULL ORDER BY server_seq LIMIT ?2"
-            };
+            let sql = "SELECT server_seq, device_id, session_id, client_action_id, action_type, \
+                       entity_type, entity_id, payload, client_timestamp FROM events \
+                       WHERE server_seq > ?1 ORDER BY server_seq LIMIT ?2";
             let mut stmt = conn.prepare_cached(sql).map_err(|e| self.sql_err(e))?;
             let rows = stmt
-                .query_map(rusqlite::params![after, limit, exclude], |r| {
+                .query_map(rusqlite::params![after, limit], |r| {
                     let entity_type: String = r.get(5)?;
                     let payload: String = r.get(7)?;
                     let client_timestamp: String = r.get(8)?;
