@@ -27,7 +27,8 @@ pub use ids::{ProjectId, TenantId};
 use pool::ShardPool;
 use shard::Shard;
 pub use shard::{
-    Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored, Snapshot,
+    Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored, SERVER_DEVICE,
+    Snapshot,
 };
 
 /// How hard a commit waits for the disk.

@@ -5,6 +5,7 @@
 
 mod clock;
 mod conflicts;
+mod cycles;
 mod history;
 mod log;
 mod pull;
@@ -49,7 +50,7 @@ pub(crate) fn create_projection(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 pub use clock::DeviceClock;
-pub use conflicts::{Conflict, ConflictFilter, Restored};
+pub use conflicts::{Conflict, ConflictFilter, Restored, SERVER_DEVICE};
 pub use history::HistoryEntry;
 pub use rebuild::RebuildReport;
 pub(crate) use rebuild::check_against_replay;
