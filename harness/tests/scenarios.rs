@@ -706,6 +706,145 @@ fn dependency_cycles_keep_one_edge_of_each_pair() {
     );
 }
 
+/// Over x→y, two actors close the cycle x→y→z→x at once: client 1 adds y→z while client 2 adds
+/// z→x, and client 2 syncs first. td's rule weighs an edge closing a cycle against its reverse
+/// edge only, which a three-issue cycle lacks, so without help the replicas keep different
+/// edges: the server judges y→z (last in its order), client 1 judges z→x (it applied its own
+/// y→z before pulling). The server logs a repair right after y→z (its delete, then x→y and z→x
+/// written again) and every replica ends with x→y and z→x only, whatever the ids' order.
+#[test]
+fn a_three_issue_cycle_closed_by_two_actors_at_once_converges() {
+    let s = Scenario {
+        name: "three-issue-cycle",
+        about: "",
+        in_all: false,
+        build: |b| {
+            b.clients(3);
+            let [x, y, z] = ["x", "y", "z"].map(|n| b.create_named(0, n));
+            b.converge();
+            let depend = |b: &mut Builder, c: usize, issue: &Pick, on: &Pick| {
+                b.write(
+                    c,
+                    WriteOp::Depend {
+                        issue: issue.clone(),
+                        on: on.clone(),
+                    },
+                );
+            };
+            depend(b, 0, &x, &y);
+            b.converge();
+            depend(b, 1, &y, &z);
+            depend(b, 2, &z, &x);
+            b.sync(2);
+            b.sync(1);
+            b.converge();
+        },
+    };
+    let edge = |e: &PullEvent| {
+        let env = Envelope::parse(EntityType::IssueDependencies, e.payload.get()).unwrap();
+        let image = if e.action_type == "delete" {
+            env.previous_data
+        } else {
+            env.new_data
+        };
+        let end = |k: &str| image[k].as_str().unwrap().to_string();
+        (end("issue_id"), end("depends_on_id"))
+    };
+    let pairs = "SELECT issue_id, depends_on_id FROM issue_dependencies";
+    let pair = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
+    // How the server's td rule judged y→z over the seeds: both ways must be exercised.
+    let mut server_kept_closing_edge = BTreeSet::new();
+    for seed in 1..=10 {
+        let plan = scenario::plan(&s, seed, Size::default());
+        let (world, failures, _) = runner::execute(&plan, &opts(), &plan.actions)
+            .unwrap_or_else(|f| panic!("seed {seed} broke: {}", describe(&[*f])));
+        assert!(failures.is_empty(), "seed {seed}: {}", describe(&failures));
+        let [x, y, z] = ["x", "y", "z"].map(|n| id_of(&world, n));
+        let (xy, yz, zx) = (
+            (x.clone(), y.clone()),
+            (y.clone(), z.clone()),
+            (z.clone(), x.clone()),
+        );
+        let want = BTreeSet::from([xy.clone(), zx.clone()]);
+        let server: BTreeSet<_> = server_rows(&world, pairs, pair).into_iter().collect();
+        assert_eq!(server, want, "seed {seed}: the server");
+        for (i, edges) in client_rows(&world, pairs, pair).into_iter().enumerate() {
+            let edges: BTreeSet<_> = edges.into_iter().collect();
+            assert_eq!(edges, want, "seed {seed}: client {i}");
+        }
+        // The log: the three edges as written, then the server's repair, contiguous.
+        let device = |c: usize| world.clients[c].identity.device_id.clone();
+        let deps: Vec<(i64, String, String, (String, String))> = log(&world)
+            .iter()
+            .filter(|e| e.entity_type == "issue_dependencies")
+            .map(|e| {
+                let who = e.device_id.clone();
+                (e.server_seq, who, e.action_type.clone(), edge(e))
+            })
+            .collect();
+        let written: Vec<_> = deps
+            .iter()
+            .take(3)
+            .map(|d| (&d.1, d.2.as_str(), &d.3))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (&device(0), "create", &xy),
+                (&device(2), "create", &zx),
+                (&device(1), "create", &yz),
+            ],
+            "seed {seed}"
+        );
+        let repair: Vec<_> = deps[3..]
+            .iter()
+            .map(|d| (d.1.as_str(), d.2.as_str(), &d.3))
+            .collect();
+        assert_eq!(repair.len(), 3, "seed {seed}: {repair:?}");
+        assert_eq!(repair[0], ("tdsync-server", "delete", &yz), "seed {seed}");
+        let recreated: BTreeSet<_> = repair[1..]
+            .iter()
+            .map(|(who, action, e)| {
+                assert_eq!((*who, *action), ("tdsync-server", "create"), "seed {seed}");
+                (*e).clone()
+            })
+            .collect();
+        assert_eq!(recreated, want, "seed {seed}");
+        let seqs: Vec<i64> = deps[2..].iter().map(|d| d.0).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "seed {seed}: {seqs:?}"
+        );
+        // The cached head counts the repair (pulls at the head are answered from it).
+        let store = world.server.get().unwrap();
+        let status = store
+            .project(&world.tenant, &world.project)
+            .status()
+            .unwrap();
+        let whole = log(&world);
+        assert_eq!(
+            (status.event_count, status.last_server_seq),
+            (whole.len() as i64, whole.last().unwrap().server_seq),
+            "seed {seed}"
+        );
+        // td's rule alone kept y→z on the server unless it lost to its (missing) reverse.
+        let skipped = server_rows(
+            &world,
+            &format!(
+                "SELECT count(*) FROM projection_skips WHERE server_seq = {}",
+                deps[2].0
+            ),
+            |r| r.get::<_, i64>(0),
+        );
+        server_kept_closing_edge.insert(skipped == [0]);
+    }
+    assert_eq!(
+        server_kept_closing_edge.len(),
+        2,
+        "seeds 1 to 10 exercise td's rule both ways"
+    );
+}
+
 #[test]
 fn undo_cases_reach_every_replica() {
     let world = run("undo", 1);
@@ -757,9 +896,9 @@ fn late_joiner_pulls_all_history_in_its_first_sync() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Known divergences of td's protocol, kept out of the catalogue and reported to the engine's
-// owner. Each reproduces with `cargo test -p tdsync-harness --test scenarios -- --ignored`;
-// un-ignore it with the fix.
+// Histories where td's own protocol diverges (td-sync ends with different replicas), kept out of
+// the catalogue: tdsync converges on them (autosync's pulls without its own events; a
+// three-issue dependency cycle closed by two actors at once).
 
 use tdsync_harness::{
     plan::{ClientSpec, Pick, WriteOp},
@@ -812,39 +951,6 @@ fn autosync_pull_without_own_events_keeps_an_earlier_remote_write() {
             b.sync(1);
         },
         1..=1,
-    );
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
-}
-
-/// Two actors close a three-issue dependency cycle at once. The one that pulls the other's
-/// edge while its own is applied locally (but later in the log) runs td's cycle rule on a
-/// different graph than the server and keeps a different set of edges.
-#[test]
-#[ignore = "td protocol divergence (cycle rule judged over unpushed local edges), reported"]
-fn a_three_issue_cycle_closed_by_two_actors_at_once_converges() {
-    let failed = failures_of(
-        |b| {
-            b.clients(3);
-            let [x, y, z] = ["x", "y", "z"].map(|n| b.create_named(0, n));
-            b.converge();
-            let depend = |b: &mut Builder, c: usize, issue: &Pick, on: &Pick| {
-                b.write(
-                    c,
-                    WriteOp::Depend {
-                        issue: issue.clone(),
-                        on: on.clone(),
-                    },
-                );
-            };
-            depend(b, 0, &x, &y);
-            b.converge();
-            depend(b, 1, &y, &z);
-            depend(b, 2, &z, &x);
-            b.sync(2);
-            b.sync(1);
-            b.converge();
-        },
-        1..=10,
     );
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

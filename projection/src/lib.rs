@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod compare;
+pub mod cycles;
 pub mod failure;
 pub mod schema;
 pub mod table;
@@ -15,5 +16,6 @@ pub mod value;
 pub use apply::ApplyFault;
 pub use apply::{Applied, Applier, Effect, Event, Orphan};
 pub use compare::{Divergence, Dump, Tolerances};
+pub use cycles::LongCycle;
 pub use failure::ApplyError;
 pub use value::Row;

@@ -24,7 +24,8 @@ use pool::ShardPool;
 pub use project::Project;
 use registry::Registry;
 pub use shard::{
-    Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored, Snapshot,
+    Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored, SERVER_DEVICE,
+    Snapshot,
 };
 pub use tdsync_protocol::ids::{ProjectId, TenantId};
 use template::Template;

@@ -49,9 +49,7 @@ pub const DEPENDENCY_CYCLE: Scenario = Scenario {
             b.converge();
         }
         // Not here: a three-issue cycle closed by two actors at once (y→z on one, z→x on the
-        // other, over x→y). A client that pulls the other's edge while its own is applied
-        // locally but not yet in the log judges the cycle on a different graph than the server
-        // and keeps a different edge: a td protocol limitation, reported to the engine's owner
-        // rather than tolerated here.
+        // other, over x→y), which td's rule alone leaves diverged and the server repairs; see
+        // `a_three_issue_cycle_closed_by_two_actors_at_once_converges` in tests/scenarios.rs.
     },
 };

@@ -14,8 +14,9 @@ use super::{
 };
 use crate::error::StoreError;
 
-/// The device name restores are logged under (never a td device id: those are 32 hex digits).
-pub const RESTORE_DEVICE: &str = "tdsync-server";
+/// The device name the server's own events (restores, cycle repairs) are logged under (never a
+/// td device id: those are 32 hex digits).
+pub const SERVER_DEVICE: &str = "tdsync-server";
 const RESTORE_SESSION: &str = "tdsync-restore";
 
 /// One clobbered version.
@@ -162,12 +163,12 @@ impl Shard {
             let next_action: i64 = tx
                 .query_row(
                     "SELECT coalesce(max(client_action_id), 0) + 1 FROM events WHERE device_id = ?1",
-                    [RESTORE_DEVICE],
+                    [SERVER_DEVICE],
                     |r| r.get(0),
                 )
                 .map_err(|e| self.sql_err(e))?;
             let ev = NewEvent {
-                device_id: RESTORE_DEVICE,
+                device_id: SERVER_DEVICE,
                 session_id: RESTORE_SESSION,
                 client_action_id: next_action,
                 action_type: action.as_str(),

@@ -35,6 +35,21 @@ pub(crate) struct NewEvent<'a> {
     pub client_timestamp: &'a str,
 }
 
+impl NewEvent<'_> {
+    /// The event as the apply engine sees it once logged as `seq`.
+    pub fn at(&self, seq: i64) -> Event<'_> {
+        Event {
+            server_seq: seq,
+            device_id: self.device_id,
+            action_type: self.action_type,
+            entity_type: self.entity_type,
+            entity_id: self.entity_id,
+            payload: self.payload,
+            client_timestamp: self.client_timestamp,
+        }
+    }
+}
+
 pub(crate) enum Appended {
     New(i64),
     Duplicate(i64),
@@ -98,15 +113,7 @@ pub(crate) fn project(
     server_timestamp: &str,
     conflicts: Conflicts,
 ) -> Result<(), LogError> {
-    let event = Event {
-        server_seq: seq,
-        device_id: ev.device_id,
-        action_type: ev.action_type,
-        entity_type: ev.entity_type,
-        entity_id: ev.entity_id,
-        payload: ev.payload,
-        client_timestamp: ev.client_timestamp,
-    };
+    let event = ev.at(seq);
     let result = match conflicts {
         Conflicts::Record => applier.apply(tx, &event),
         Conflicts::Keep => applier.replay(tx, &event),

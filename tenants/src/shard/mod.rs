@@ -5,6 +5,7 @@
 
 mod clock;
 mod conflicts;
+mod cycles;
 mod history;
 mod log;
 mod pull;
@@ -104,7 +105,7 @@ fn collapse_spaces(text: &str) -> String {
 }
 
 pub use clock::DeviceClock;
-pub use conflicts::{Conflict, ConflictFilter, Restored};
+pub use conflicts::{Conflict, ConflictFilter, Restored, SERVER_DEVICE};
 pub use history::HistoryEntry;
 pub(crate) use pull::page_limit;
 pub use rebuild::RebuildReport;

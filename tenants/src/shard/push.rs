@@ -8,7 +8,7 @@ use tdsync_protocol::{
 };
 
 use super::{
-    Head, Shard, clock,
+    Head, Shard, clock, cycles,
     log::{Appended, Conflicts, LogError, NewEvent, append, project},
 };
 use crate::error::StoreError;
@@ -77,9 +77,12 @@ impl Shard {
     ) -> Result<PushResponse, StoreError> {
         let checked = validate(req)?;
         let server_ts = timestamp::format_server(&now);
+        let repair_ts = timestamp::format_rfc3339_nano(&now.fixed_offset());
         let newest_client_time = checked.iter().map(|c| c.client_time).max();
         self.write(|tx, applier| {
             let mut resp = PushResponse::default();
+            // Every event logged by this push: the pushed ones and the server's cycle repairs.
+            let (mut logged, mut last_seq) = (0i64, None);
             for c in &checked {
                 let caid = c.raw.client_action_id;
                 if c.raw.entity_id.is_empty() {
@@ -102,6 +105,16 @@ impl Shard {
                 };
                 match append(tx, &ev, &server_ts).map_err(|e| self.sql_err(e))? {
                     Appended::New(seq) => {
+                        // A long cycle is found on the graph before the closing edge applies.
+                        let cycle = if c.entity == EntityType::IssueDependencies
+                            && c.action == ActionType::Create
+                        {
+                            applier.long_cycle(tx, &ev.at(seq)).map_err(|source| {
+                                self.log_err(LogError::Transient { seq, source })
+                            })?
+                        } else {
+                            None
+                        };
                         project(tx, applier, seq, &ev, &server_ts, Conflicts::Record)
                             .map_err(|e| self.log_err(e))?;
                         resp.accepted += 1;
@@ -109,6 +122,27 @@ impl Shard {
                             client_action_id: caid,
                             server_seq: seq,
                         });
+                        logged += 1;
+                        last_seq = Some(seq);
+                        if let Some(cycle) = cycle {
+                            let seqs = cycles::repair(
+                                tx,
+                                applier,
+                                ev.entity_id,
+                                &cycle,
+                                &server_ts,
+                                &repair_ts,
+                            )
+                            .map_err(|e| self.log_err(e))?;
+                            tracing::info!(
+                                path = %self.path().display(),
+                                closing_seq = seq,
+                                repair_seqs = ?seqs,
+                                "dependency cycle of three or more issues: closing edge removed"
+                            );
+                            logged += seqs.len() as i64;
+                            last_seq = seqs.last().copied().or(last_seq);
+                        }
                     }
                     Appended::Duplicate(seq) => resp.rejected.push(Rejection {
                         client_action_id: caid,
@@ -121,11 +155,11 @@ impl Shard {
                 clock::sample(tx, &req.device_id, newest, now).map_err(|e| self.sql_err(e))?;
             }
             // The writer lock is held, so the cached head is current; extend it.
-            let head = resp.acks.last().map(|last| {
+            let head = last_seq.map(|last_seq| {
                 let old = self.head();
                 Head {
-                    last_seq: last.server_seq,
-                    event_count: old.event_count + resp.accepted,
+                    last_seq,
+                    event_count: old.event_count + logged,
                     last_event_time: Some(server_ts.clone()),
                 }
             });
