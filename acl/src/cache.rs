@@ -67,6 +67,7 @@ impl VerifyCache {
         self.refused.lock().get(key).cloned()
     }
 
+    #[cfg(feature = "test-support")]
     pub fn len(&self) -> usize {
         self.verified.lock().len()
     }
@@ -98,6 +99,7 @@ impl LastUsed {
         }
     }
 
+    #[cfg(feature = "test-support")]
     pub fn pending(&self) -> usize {
         self.0.lock().len()
     }

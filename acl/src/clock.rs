@@ -1,11 +1,8 @@
 //! The time source of the control plane. Every timestamp the stores keep comes from here, cut to
 //! whole microseconds (Postgres' `timestamptz` precision) so both backends hold the same values;
-//! tests swap in a [`ManualClock`] to make tokens expire without waiting.
+//! tests swap in a `ManualClock` (`testing`) to make tokens expire without waiting.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use parking_lot::Mutex;
+use chrono::{DateTime, SubsecRound, Utc};
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -18,31 +15,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now().trunc_subsecs(6)
-    }
-}
-
-/// A clock that moves only when told to (tests and benchmarks).
-#[derive(Debug, Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> ManualClock {
-        ManualClock(Arc::new(Mutex::new(start.trunc_subsecs(6))))
-    }
-
-    pub fn advance(&self, by: TimeDelta) {
-        let mut now = self.0.lock();
-        *now = (*now + by).trunc_subsecs(6);
-    }
-
-    pub fn set(&self, to: DateTime<Utc>) {
-        *self.0.lock() = to.trunc_subsecs(6);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock()
     }
 }
 

@@ -84,11 +84,6 @@ impl Action {
         }
     }
 
-    /// Whether the action is about one project (and [`decide`] needs it).
-    pub fn is_per_project(self) -> bool {
-        self.reach() == Reach::Project
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Action::ReadEvents => "read events",

@@ -29,8 +29,10 @@ mod service;
 pub mod store;
 #[cfg(feature = "test-support")]
 pub mod testing;
+#[cfg(feature = "test-support")]
+pub use testing::ManualClock;
 
-pub use clock::{Clock, ManualClock, SystemClock, format_time, parse_time};
+pub use clock::{Clock, SystemClock, format_time, parse_time};
 pub use decision::{Action, Denied, Target, TokenGrant, decide};
 pub use duration::{BadDuration, format_duration, parse_duration};
 pub use error::{AclError, AuthError};

@@ -101,6 +101,7 @@ impl<S: ControlPlaneStore> Acl<S> {
         }
     }
 
+    #[cfg(feature = "test-support")]
     /// Replaces the clock (tests make tokens expire with a [`crate::ManualClock`]).
     pub fn with_clock(mut self, clock: impl Clock) -> Acl<S> {
         self.clock = Arc::new(clock);
@@ -499,11 +500,13 @@ impl<S: ControlPlaneStore> Acl<S> {
         }
     }
 
+    #[cfg(feature = "test-support")]
     /// Last-used times waiting for the next flush.
     pub fn pending_last_used(&self) -> usize {
         self.last_used.pending()
     }
 
+    #[cfg(feature = "test-support")]
     /// Verified tokens in memory.
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()

@@ -1,5 +1,5 @@
-//! Test support (feature `test-support`): a throwaway Postgres database per test, and the rule
-//! for tests that need a service.
+//! Test support (feature `test-support`): a throwaway Postgres database per test, the rule for
+//! tests that need a service, and a clock that moves only when told to.
 //!
 //! `infra/test.sh` starts a throwaway Postgres cluster and exports `TDSYNC_TEST_POSTGRES_URL`
 //! (a superuser URL) and `TDSYNC_REQUIRE_SERVICES=1`. A Postgres test then **fails** if the URL
@@ -8,7 +8,13 @@
 //! parallel without seeing each other (crates.io's per-test databases, without the template:
 //! our migrations take milliseconds).
 
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use parking_lot::Mutex;
 use sqlx::{Connection, PgConnection};
+
+use crate::Clock;
 
 pub const POSTGRES_URL_VAR: &str = "TDSYNC_TEST_POSTGRES_URL";
 pub const REQUIRE_SERVICES_VAR: &str = "TDSYNC_REQUIRE_SERVICES";
@@ -143,5 +149,30 @@ mod tests {
             with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
             "postgresql://u:p@h/x?sslmode=disable"
         );
+    }
+}
+
+/// A clock that moves only when told to (tests and benchmarks).
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn new(start: DateTime<Utc>) -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(start.trunc_subsecs(6))))
+    }
+
+    pub fn advance(&self, by: TimeDelta) {
+        let mut now = self.0.lock();
+        *now = (*now + by).trunc_subsecs(6);
+    }
+
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock() = to.trunc_subsecs(6);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock()
     }
 }

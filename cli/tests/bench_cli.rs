@@ -58,6 +58,40 @@ fn push_spread_over_projects_and_pull_at_the_head_are_measured_with_baselines() 
 }
 
 #[test]
+fn many_projects_are_created_filled_polled_and_measured_on_disk() {
+    let doc = bench(&[
+        "--only",
+        "many-projects",
+        "--projects",
+        "40",
+        "--project-events",
+        "2",
+        "--pollers",
+        "2",
+    ]);
+    let created = measurement(&doc, "project_create");
+    assert!(
+        created["measured"]["median"].as_f64().unwrap() > 0.0,
+        "{created}"
+    );
+    let poll = measurement(&doc, "many_projects_poll");
+    assert!(poll["measured"]["median"].as_f64().unwrap() > 0.0, "{poll}");
+    assert!(poll["baseline"]["median"].as_f64().unwrap() > 0.0, "{poll}");
+    assert!(
+        poll["title"].as_str().unwrap().contains("40 projects"),
+        "{poll}"
+    );
+    // What is on disk is measured, not assumed: forty projects' shards and more.
+    for name in ["disk_per_project_serving", "disk_per_project_at_rest"] {
+        let disk = measurement(&doc, name);
+        let per_project = disk["measured"]["median"].as_f64().unwrap();
+        assert!(per_project > 10_000.0, "{disk}");
+    }
+    let rss = measurement(&doc, "many_projects_rss");
+    assert!(rss["measured"]["median"].as_f64().unwrap() > 1.0, "{rss}");
+}
+
+#[test]
 fn impossible_settings_are_refused_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
         .args(["bench", "--devices", "0"])
@@ -66,4 +100,17 @@ fn impossible_settings_are_refused_with_a_message() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("at least 1"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
+        .args([
+            "bench",
+            "--only",
+            "many-projects",
+            "--project-events",
+            "1001",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at most 1000"), "{stderr}");
 }

@@ -64,8 +64,8 @@ impl Metrics {
         self.events_pulled.fetch_add(events, Ordering::Relaxed);
     }
 
-    /// The exposition text; `open_shards` is read from the store at scrape time.
-    pub fn render(&self, open_shards: usize) -> String {
+    /// The exposition text; the store's gauges are read from it at scrape time.
+    pub fn render(&self, store: StoreGauges) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -145,10 +145,23 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP tdsync_open_shards Project shards open right now.\n# TYPE tdsync_open_shards gauge\ntdsync_open_shards {open_shards}"
+            "# HELP tdsync_open_shards Project shards open right now.\n# TYPE tdsync_open_shards gauge\ntdsync_open_shards {}",
+            store.open_shards
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_known_projects Projects whose head is held in memory.\n# TYPE tdsync_known_projects gauge\ntdsync_known_projects {}",
+            store.known_projects
         );
         out
     }
+}
+
+/// What the store reports at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreGauges {
+    pub open_shards: usize,
+    pub known_projects: usize,
 }
 
 fn escape(label: &str) -> String {
@@ -179,12 +192,16 @@ mod tests {
         );
         m.pushed(5);
         m.pulled(7);
-        let text = m.render(2);
+        let text = m.render(StoreGauges {
+            open_shards: 2,
+            known_projects: 40,
+        });
         assert!(text.contains(r#"tdsync_http_requests_total{route="/v1/projects/{id}/sync/pull",method="GET",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"le="0.0001"} 1"#));
         assert!(text.contains(r#"le="0.005"} 2"#));
         assert!(text.contains("tdsync_events_pushed_total 5"));
         assert!(text.contains("tdsync_pulls_total 1"));
         assert!(text.contains("tdsync_open_shards 2"));
+        assert!(text.contains("tdsync_known_projects 40"));
     }
 }

@@ -26,18 +26,6 @@ pub fn create_td_database(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(LOCAL_TABLES_SQL)
 }
 
-/// Reads td's schema version (`schema_info.version`); 0 when absent, as td counts it.
-pub fn td_schema_version(conn: &Connection) -> i64 {
-    conn.query_row(
-        "SELECT value FROM schema_info WHERE key = 'version'",
-        [],
-        |r| r.get::<_, String>(0),
-    )
-    .ok()
-    .and_then(|v| v.trim().parse().ok())
-    .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,7 +34,14 @@ mod tests {
     fn a_fresh_td_database_has_every_table_and_version_38() {
         let conn = Connection::open_in_memory().unwrap();
         create_td_database(&conn).unwrap();
-        assert_eq!(td_schema_version(&conn), 38);
+        let version: String = conn
+            .query_row(
+                "SELECT value FROM schema_info WHERE key = 'version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, TD_SCHEMA_VERSION.to_string());
         for table in tdsync_protocol::EntityType::SYNCED {
             let n: i64 = conn
                 .query_row(

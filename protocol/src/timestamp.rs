@@ -49,11 +49,6 @@ pub fn format_sqlite(t: &DateTime<FixedOffset>) -> String {
     format!("{base}{}", t.format("%:z"))
 }
 
-/// The server's clock, UTC, RFC 3339 with microseconds.
-pub fn now_utc() -> DateTime<Utc> {
-    Utc::now()
-}
-
 /// Server-side stamp text for a UTC instant.
 pub fn format_server(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)

@@ -158,9 +158,14 @@ impl Server {
             .join(format!("{project}.db"))
     }
 
-    /// A query on the server's projection, opened read-only.
+    /// A query on the server's projection, opened read-only. A project nobody pushed to has
+    /// no shard file yet, and no rows.
     pub fn rows(&self, tenant: &str, project: &str, sql: &str) -> Vec<Vec<Value>> {
-        query(&self.shard(tenant, project), sql)
+        let shard = self.shard(tenant, project);
+        if !shard.exists() {
+            return Vec::new();
+        }
+        query(&shard, sql)
     }
 }
 

@@ -44,7 +44,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus exposition text", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics().render(state.tenants().open_shards());
+    let tenants = state.tenants();
+    let body = state.metrics().render(crate::metrics::StoreGauges {
+        open_shards: tenants.open_shards(),
+        known_projects: tenants.known_projects(),
+    });
     (
         [(
             header::CONTENT_TYPE,
