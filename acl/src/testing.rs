@@ -93,6 +93,31 @@ impl PostgresTestDb {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Takes the database away from its clients (new connections refused, open ones ended), or
+    /// gives it back: a control-plane outage, for real.
+    pub async fn set_reachable(&self, reachable: bool) {
+        let mut admin = PgConnection::connect(&self.server_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_VAR}: {e}"));
+        let name = &self.name;
+        let sql = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("ALTER DATABASE {name}: {e}"));
+        if !reachable {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(name)
+            .execute(&mut admin)
+            .await
+            .unwrap_or_else(|e| panic!("ending the connections to {name}: {e}"));
+        }
+        let _ = admin.close().await;
+    }
 }
 
 impl Drop for PostgresTestDb {

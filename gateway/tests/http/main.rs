@@ -11,6 +11,7 @@ mod errors;
 mod members;
 mod observability;
 mod openapi;
+mod outage;
 mod projects;
 mod recovery;
 mod shutdown;

@@ -287,6 +287,15 @@ impl TestServer {
         serde_json::from_value(reply.expect(200)).unwrap()
     }
 
+    /// A control-plane outage (`false`) or its end (`true`); Postgres only.
+    pub fn set_control_plane_reachable(&self, reachable: bool) {
+        let db = self
+            ._db
+            .as_ref()
+            .expect("an outage needs the Postgres control plane");
+        self.runtime.block_on(db.set_reachable(reachable));
+    }
+
     /// The project's shard, bypassing HTTP and tokens.
     pub fn shard(&self, tenant: &TenantId, project: &str) -> Project {
         self.tenants
