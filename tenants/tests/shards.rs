@@ -791,6 +791,69 @@ fn a_project_with_a_few_events_is_small_on_disk() {
     );
 }
 
+fn page_size(path: &std::path::Path) -> (i64, String) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let size = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let mode = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    (size, mode)
+}
+
+#[test]
+fn a_growing_shard_is_rewritten_once_with_big_pages_and_keeps_everything() {
+    let f = fixture();
+    let batch = |from: usize, n: usize| {
+        let events = (from..from + n)
+            .map(|i| {
+                let id = format!("td-{i}");
+                event(
+                    i as i64 + 1,
+                    "create",
+                    "issues",
+                    &id,
+                    issue(&id, "x"),
+                    json!({}),
+                )
+            })
+            .collect();
+        req("dev-a", events)
+    };
+    assert_eq!(f.push(&batch(0, 150)).accepted, 150);
+    f.store.close_all();
+    assert_eq!(
+        page_size(f.p().path()),
+        (1024, "wal".into()),
+        "150 events: small pages"
+    );
+    // The push that takes the log past 200 events finds the file rewritten first.
+    assert_eq!(f.push(&batch(150, 100)).accepted, 100);
+    f.store.close_all();
+    assert_eq!(page_size(f.p().path()), (4096, "wal".into()));
+    let page = f.pull(0, Some(10_000), None);
+    assert_eq!(page.events.len(), 250);
+    assert_eq!(page.events[249].entity_id, "td-249");
+    assert!(
+        f.p().rebuild_check().unwrap().matches,
+        "the projection survived the rewrite"
+    );
+    assert_eq!(f.title("td-200").as_deref(), Some("x"));
+    assert_eq!(
+        f.push(&batch(250, 500)).accepted,
+        500,
+        "and the shard goes on"
+    );
+    // A first push big enough goes straight into big pages.
+    let big = f
+        .store
+        .project(&f.tenant, &ProjectId::parse("p_big").unwrap());
+    assert_eq!(big.push(&batch(0, 500)).unwrap().accepted, 500);
+    f.store.close_all();
+    assert_eq!(page_size(big.path()), (4096, "wal".into()));
+}
+
 #[test]
 fn opening_a_blocked_shard_does_not_hold_up_other_projects() {
     let f = fixture();

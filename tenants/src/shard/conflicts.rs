@@ -118,7 +118,7 @@ impl Shard {
     ) -> Result<Restored, StoreError> {
         let server_ts = timestamp::format_server(&now);
         let client_ts = timestamp::format_rfc3339_nano(&now.fixed_offset());
-        self.write(|tx, applier| {
+        self.write(1, |tx, applier| {
             let conflict = tx
                 .query_row(&format!("SELECT {COLUMNS} FROM conflicts WHERE id = ?1"), [id], from_row)
                 .optional()

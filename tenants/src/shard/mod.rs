@@ -8,6 +8,7 @@ mod conflicts;
 mod cycles;
 mod history;
 mod log;
+mod pages;
 mod pull;
 mod push;
 mod rebuild;
@@ -15,7 +16,10 @@ mod snapshot;
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
 };
 
 use parking_lot::{Mutex, RwLock};
@@ -142,6 +146,10 @@ pub struct Shard {
     path: PathBuf,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
+    /// Reader connections taken from `readers` and not yet given back (counted under its lock).
+    readers_out: AtomicUsize,
+    /// The file still has the small pages of a new shard (`pages`).
+    small_pages: AtomicBool,
     head: SharedHead,
     snapshot_lock: Mutex<()>,
 }
@@ -167,12 +175,21 @@ impl Shard {
         .map_err(sql)?;
         check_meta(&conn, path, tenant, project)?;
         configure_writer(&conn, durability).map_err(sql)?;
+        let read = read_head(&conn).map_err(sql)?;
+        // Opened under the project's lock: this is the file's only connection here, so a shard
+        // that grew while its small pages could not be rewritten is rewritten now.
+        let mut pages = pages::page_size(&conn).map_err(sql)?;
+        if pages::should_grow(pages, read.event_count) && pages::grow(&conn).map_err(sql)? {
+            pages = pages::GROWN_PAGE_SIZE;
+        }
         let applier = Applier::new(&conn).map_err(sql)?;
-        *head.write() = Some(read_head(&conn).map_err(sql)?);
+        *head.write() = Some(read);
         Ok(Shard {
             path: path.to_path_buf(),
             writer: Mutex::new(Writer { conn, applier }),
             readers: Mutex::new(Vec::new()),
+            readers_out: AtomicUsize::new(0),
+            small_pages: AtomicBool::new(pages < pages::GROWN_PAGE_SIZE),
             head,
             snapshot_lock: Mutex::new(()),
         })
@@ -196,38 +213,68 @@ impl Shard {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.readers.lock().pop();
+        let pooled = {
+            let mut idle = self.readers.lock();
+            self.readers_out.fetch_add(1, Ordering::AcqRel);
+            idle.pop()
+        };
         let conn = match pooled {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|e| self.sql_err(e))?;
-                c.busy_timeout(std::time::Duration::from_secs(5))
-                    .map_err(|e| self.sql_err(e))?;
-                configure_cache(&c).map_err(|e| self.sql_err(e))?;
-                c
-            }
+            None => match self.open_reader() {
+                Ok(c) => c,
+                Err(e) => {
+                    self.give_back(None);
+                    return Err(e);
+                }
+            },
         };
         let out = f(&conn);
+        self.give_back(Some(conn));
+        out
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.sql_err(e))?;
+        c.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| self.sql_err(e))?;
+        configure_cache(&c).map_err(|e| self.sql_err(e))?;
+        Ok(c)
+    }
+
+    /// Returns a reader taken by [`Shard::read`] (or none, when opening it failed).
+    fn give_back(&self, conn: Option<Connection>) {
         let mut idle = self.readers.lock();
-        if idle.len() < IDLE_READERS {
+        self.readers_out.fetch_sub(1, Ordering::AcqRel);
+        if let Some(conn) = conn
+            && idle.len() < IDLE_READERS
+        {
             idle.push(conn);
         }
-        out
     }
 
     /// Runs `f` with the writer inside one transaction and commits when it returns Ok. A new
     /// head returned by `f` is published after the commit and before the writer is released,
-    /// so heads are published in commit order.
+    /// so heads are published in commit order. `incoming` is how many events `f` may log: a
+    /// shard they would grow past [`pages::GROWN_AT_EVENTS`] gets its big pages first, while
+    /// it is still small and the rewrite cheap.
     pub(crate) fn write<T>(
         &self,
+        incoming: usize,
         f: impl FnOnce(&rusqlite::Transaction<'_>, &Applier) -> Result<(T, Option<Head>), StoreError>,
     ) -> Result<T, StoreError> {
         let mut w = self.writer.lock();
         let Writer { conn, applier } = &mut *w;
+        if self.small_pages.load(Ordering::Acquire) {
+            let events = self.head().event_count + incoming as i64;
+            let size = pages::page_size(conn).map_err(|e| self.sql_err(e))?;
+            if pages::should_grow(size, events) {
+                self.grow(conn);
+            }
+        }
         let tx = conn
             .transaction()
             .map_err(|e| StoreError::sql(&self.path, e))?;
@@ -237,6 +284,35 @@ impl Shard {
             *self.head.write() = Some(head);
         }
         Ok(out)
+    }
+
+    /// Rewrites the file with big pages (`pages`) if no reader of this shard is at work; the
+    /// writer lock is held by the caller. A failure leaves the shard as it was, to be tried
+    /// again at a later write.
+    fn grow(&self, writer: &Connection) {
+        let mut idle = self.readers.lock();
+        if self.readers_out.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        idle.clear();
+        let started = std::time::Instant::now();
+        match pages::grow(writer) {
+            Ok(true) => {
+                self.small_pages.store(false, Ordering::Release);
+                tracing::info!(
+                    path = %self.path.display(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "shard rewritten with {}-byte pages",
+                    pages::GROWN_PAGE_SIZE
+                );
+            }
+            Ok(false) => {
+                tracing::debug!(path = %self.path.display(), "shard busy: page rewrite deferred");
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "page rewrite failed; will retry");
+            }
+        }
     }
 }
 

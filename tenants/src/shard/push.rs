@@ -79,7 +79,7 @@ impl Shard {
         let server_ts = timestamp::format_server(&now);
         let repair_ts = timestamp::format_rfc3339_nano(&now.fixed_offset());
         let newest_client_time = checked.iter().map(|c| c.client_time).max();
-        self.write(|tx, applier| {
+        self.write(checked.len(), |tx, applier| {
             let mut resp = PushResponse::default();
             // Every event logged by this push: the pushed ones and the server's cycle repairs.
             let (mut logged, mut last_seq) = (0i64, None);

@@ -168,7 +168,7 @@ impl Shard {
     /// log, in one transaction. The log and the conflict log are untouched.
     pub(crate) fn rebuild_in_place(&self) -> Result<RebuildReport, StoreError> {
         let started = Instant::now();
-        self.write(|tx, _| {
+        self.write(0, |tx, _| {
             let sql = |e| self.sql_err(e);
             // Children first, so no cascade has anything left to do.
             for entity in tdsync_protocol::EntityType::SYNCED.iter().rev() {
