@@ -15,8 +15,8 @@ use rand::{SeedableRng, seq::SliceRandom};
 use super::{
     Ctx,
     http::Conn,
-    pull::poll,
-    report::{Figure, Series, Target, num},
+    pull::{Side, compare, poll},
+    report::{Figure, Series, Target, count, num},
     target::{Api, accepted},
     workload::push_body,
 };
@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx, n: usize, events: usize) -> anyhow::Result<Vec<Figur
 
 /// `POST /v1/projects` for `n` projects over [`SETUP_CONNECTIONS`] connections.
 async fn create(ctx: &Ctx, n: usize) -> anyhow::Result<(ManyProjects, Figure)> {
-    eprintln!("many-projects: creating {} projects", num(n as f64));
+    eprintln!("many-projects: creating {} projects", count(n));
     let conns = ctx.endpoint.connect_many(SETUP_CONNECTIONS.min(n)).await?;
     let started = Instant::now();
     let ids = each(conns, n, {
@@ -71,7 +71,7 @@ async fn create(ctx: &Ctx, n: usize) -> anyhow::Result<(ManyProjects, Figure)> {
     eprintln!("many-projects: {} projects/s", num(rate));
     let mut measured = Series::new(format!(
         "POST /v1/projects, {} projects over {SETUP_CONNECTIONS} keep-alive connections (one pass)",
-        num(n as f64)
+        count(n)
     ));
     measured.rounds.push(rate);
     let figure = Figure {
@@ -94,7 +94,7 @@ async fn fill(ctx: &Ctx, projects: &mut ManyProjects, events: usize) -> anyhow::
     let n = projects.ids.len();
     eprintln!(
         "many-projects: pushing {events} events into each of {} projects",
-        num(n as f64)
+        count(n)
     );
     let batch = tdsync_harness::workload::issue_events(events, &format!("m{}_", ctx.nonce));
     let body = push_body(
@@ -150,7 +150,7 @@ async fn poll_across(ctx: &Ctx, projects: &ManyProjects) -> anyhow::Result<Figur
     check_at_head(&mut *ctx.setup.lock().await, &one[0]).await?;
     eprintln!(
         "many-projects: {pollers} pollers over {} projects vs one project",
-        num(n as f64)
+        count(n)
     );
     let mut conns = ctx.endpoint.connect_many(pollers).await?;
     // Warm-up (not recorded): every project asked once, connections and caches.
@@ -163,47 +163,37 @@ async fn poll_across(ctx: &Ctx, projects: &ManyProjects) -> anyhow::Result<Figur
     )
     .await?
     .2;
-    let mut measured = Series::new(format!(
+    let measured = Series::new(format!(
         "GET …/sync/pull at the head and GET …/sync/status of random projects among {}, {pollers} pollers on keep-alive connections",
-        num(n as f64)
+        count(n)
     ));
-    let mut baseline = Series::new(format!(
+    let baseline = Series::new(format!(
         "the same requests for one project, same {pollers} pollers"
     ));
-    for round in 0..ctx.rounds {
-        let order: [bool; 2] = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for across in order {
-            let (paths, series) = if across {
-                (&many, &mut measured)
-            } else {
-                (&one, &mut baseline)
-            };
-            let (rate, hist, back) = poll(conns, paths, true, ctx.duration).await?;
-            conns = back;
-            series.rounds.push(rate);
-            series.p50_ms.push(hist.quantile_ms(0.5));
-            series.p99_ms.push(hist.quantile_ms(0.99));
-        }
-        eprintln!(
-            "many-projects: round {}/{}: {} req/s across (p99 {} ms), {} req/s one project (p99 {} ms)",
-            round + 1,
-            ctx.rounds,
-            num(measured.rounds[round]),
-            num(measured.p99_ms[round]),
-            num(baseline.rounds[round]),
-            num(baseline.p99_ms[round])
-        );
-    }
+    let (measured, baseline) = compare(
+        ctx,
+        conns,
+        "many-projects",
+        Side {
+            paths: &many,
+            auth: true,
+            series: measured,
+            name: "across ",
+        },
+        Side {
+            paths: &one,
+            auth: true,
+            series: baseline,
+            name: "one project ",
+        },
+    )
+    .await?;
     let ratio = measured.median() / baseline.median();
     Ok(Figure {
         key: "many_projects_poll",
         title: format!(
             "polling {} projects: pull at the head and status (latency: per request, client side)",
-            num(n as f64)
+            count(n)
         ),
         unit: "req/s",
         measured,
@@ -239,8 +229,8 @@ pub(crate) fn disk(when: &str, dir: &Path, n: usize, events: usize) -> anyhow::R
     let mut measured = Series::new(format!(
         "{} bytes in {} files under the data directory ÷ {} projects",
         num(bytes as f64),
-        num(files as f64),
-        num(n as f64)
+        count(files as usize),
+        count(n)
     ));
     measured.rounds.push(per_project);
     Ok(Figure {
@@ -274,7 +264,7 @@ fn resources(n: usize) -> anyhow::Result<Figure> {
     let rss_mb = rss_kb / 1024.0;
     let mut measured = Series::new(format!(
         "VmRSS of the bench process (in-process server + load generator) with {} projects",
-        num(n as f64)
+        count(n)
     ));
     measured.rounds.push(rss_mb);
     Ok(Figure {

@@ -48,41 +48,30 @@ pub async fn head(ctx: &Ctx, project: &str) -> anyhow::Result<Figure> {
     let warm = ctx.duration.min(Duration::from_secs(1)) / 2;
     conns = poll(conns, &pull, true, warm).await?.2;
     conns = poll(conns, &health, false, warm).await?.2;
-    let mut measured = Series::new(format!(
+    let measured = Series::new(format!(
         "GET …/sync/pull?after_server_seq=<head> (authenticated, answered from the cached head), {pollers} pollers on keep-alive connections"
     ));
-    let mut baseline = Series::new(format!(
+    let baseline = Series::new(format!(
         "GET /healthz on the same server, same {pollers} pollers (no auth, no project)"
     ));
-    for round in 0..ctx.rounds {
-        // Alternate which goes first so a drift in the machine's load hits both alike.
-        let order: [bool; 2] = if round % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for is_pull in order {
-            let (path, auth, series) = if is_pull {
-                (&pull, true, &mut measured)
-            } else {
-                (&health, false, &mut baseline)
-            };
-            let (rate, hist, back) = poll(conns, path, auth, ctx.duration).await?;
-            conns = back;
-            series.rounds.push(rate);
-            series.p50_ms.push(hist.quantile_ms(0.5));
-            series.p99_ms.push(hist.quantile_ms(0.99));
-        }
-        eprintln!(
-            "pull-head: round {}/{}: {} req/s (p99 {} ms), /healthz {} req/s (p99 {} ms)",
-            round + 1,
-            ctx.rounds,
-            num(measured.rounds[round]),
-            num(measured.p99_ms[round]),
-            num(baseline.rounds[round]),
-            num(baseline.p99_ms[round])
-        );
-    }
+    let (measured, baseline) = compare(
+        ctx,
+        conns,
+        "pull-head",
+        Side {
+            paths: &pull,
+            auth: true,
+            series: measured,
+            name: "",
+        },
+        Side {
+            paths: &health,
+            auth: false,
+            series: baseline,
+            name: "/healthz ",
+        },
+    )
+    .await?;
     let rate = measured.median();
     let p99 = super::report::median(&measured.p99_ms);
     Ok(Figure {
@@ -102,6 +91,53 @@ pub async fn head(ctx: &Ctx, project: &str) -> anyhow::Result<Figure> {
         }),
         notes: vec![],
     })
+}
+
+/// One side of a polling comparison: what is asked (with the token or not), into which series.
+pub(crate) struct Side<'a> {
+    pub paths: &'a Arc<[Arc<str>]>,
+    pub auth: bool,
+    pub series: Series,
+    /// How the progress line names it.
+    pub name: &'static str,
+}
+
+/// `ctx.rounds` rounds of both sides on the same connections, alternating which goes first so
+/// a drift in the machine's load hits both alike; the two series, filled.
+pub(crate) async fn compare(
+    ctx: &Ctx,
+    mut conns: Vec<Conn>,
+    label: &str,
+    mut measured: Side<'_>,
+    mut baseline: Side<'_>,
+) -> anyhow::Result<(Series, Series)> {
+    for round in 0..ctx.rounds {
+        for measured_first in [round % 2 == 0, round % 2 != 0] {
+            let side = if measured_first {
+                &mut measured
+            } else {
+                &mut baseline
+            };
+            let (rate, hist, back) = poll(conns, side.paths, side.auth, ctx.duration).await?;
+            conns = back;
+            side.series.rounds.push(rate);
+            side.series.p50_ms.push(hist.quantile_ms(0.5));
+            side.series.p99_ms.push(hist.quantile_ms(0.99));
+        }
+        let (m, b) = (&measured.series, &baseline.series);
+        eprintln!(
+            "{label}: round {}/{}: {}{} req/s (p99 {} ms), {}{} req/s (p99 {} ms)",
+            round + 1,
+            ctx.rounds,
+            measured.name,
+            num(m.rounds[round]),
+            num(m.p99_ms[round]),
+            baseline.name,
+            num(b.rounds[round]),
+            num(b.p99_ms[round])
+        );
+    }
+    Ok((measured.series, baseline.series))
 }
 
 /// Every connection sends GETs back to back until `duration` is over, walking `paths` in order

@@ -114,6 +114,15 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A count: `10,000`, `40`.
+pub fn count(n: usize) -> String {
+    if n >= 1000 {
+        num(n as f64)
+    } else {
+        n.to_string()
+    }
+}
+
 fn quantiles(s: &Series) -> String {
     if s.p50_ms.is_empty() {
         return String::new();
@@ -233,6 +242,8 @@ mod tests {
         assert_eq!(num(1_234_567.0), "1,234,567");
         assert_eq!(num(3.987), "3.99");
         assert_eq!(num(0.16), "0.160");
+        assert_eq!(count(40), "40");
+        assert_eq!(count(10_000), "10,000");
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(&[]).is_nan());

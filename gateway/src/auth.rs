@@ -83,6 +83,25 @@ impl AppState {
             .decide(&caller.0, action, Target::Tenant(&caller.0.tenant))?)
     }
 
+    /// Project `id` and its member `user_id` (a token), for managing that member.
+    pub async fn member(
+        &self,
+        caller: &Caller,
+        id: &str,
+        user_id: &str,
+    ) -> Result<(ProjectRef, TokenId), ApiError> {
+        let project = self.project(caller, id, Action::ManageMembers).await?;
+        let token = self
+            .token(
+                caller,
+                user_id,
+                Action::ManageMembers,
+                Some(&project.record),
+            )
+            .await?;
+        Ok((project, token))
+    }
+
     /// The token `id` as the target of `action` by `caller`, reached through `via` (a member of
     /// that project) or tenant-wide. A token the caller may not reach — of another tenant, not
     /// a member of the project, reaching projects the caller does not, or revoked — answers

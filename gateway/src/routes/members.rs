@@ -131,7 +131,7 @@ pub async fn set_role(
     Path((id, user_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let project = state.project(&caller, &id, Action::ManageMembers).await?;
+    let (project, token) = state.member(&caller, &id, &user_id).await?;
     let change: RoleChange = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
     let role = TdRole::parse(&change.role).ok_or_else(|| {
@@ -140,14 +140,6 @@ pub async fn set_role(
             change.role
         ))
     })?;
-    let token = state
-        .token(
-            &caller,
-            &user_id,
-            Action::ManageMembers,
-            Some(&project.record),
-        )
-        .await?;
     let actor = Actor::Token(caller.0.id.clone());
     state
         .acl()
@@ -176,15 +168,7 @@ pub async fn remove(
     caller: Caller,
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let project = state.project(&caller, &id, Action::ManageMembers).await?;
-    let token = state
-        .token(
-            &caller,
-            &user_id,
-            Action::ManageMembers,
-            Some(&project.record),
-        )
-        .await?;
+    let (_, token) = state.member(&caller, &id, &user_id).await?;
     state
         .acl()
         .revoke(&token, &Actor::Token(caller.0.id.clone()))
