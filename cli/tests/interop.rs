@@ -1320,3 +1320,71 @@ fn an_autosync_author_of_a_concurrent_edit_ends_with_the_servers_order() {
         ]
     );
 }
+
+/// Two users close a three-issue dependency cycle at once, each edge valid on its writer's
+/// graph (td's own `dep add` checks only the local graph). td's cycle rule cannot settle a
+/// cycle of three alike on every replica; the server's repair (the closing edge deleted, the
+/// edges of the path it closed written again, under the server's device) makes every td end
+/// with the same acyclic graph.
+#[test]
+fn a_dependency_cycle_closed_by_two_users_at_once_ends_the_same_everywhere() {
+    let Some(team) = Team::new() else { return };
+    let alice = team.user("alice", &team.key.token);
+    let project = team.init_project(&alice, "cycle");
+    let bob = team.joiner("bob", &team.key.token, "cycle", &project);
+    let carol = team.joiner("carol", &team.key.token, "cycle", &project);
+    let [x, y, z] = ["x", "y", "z"].map(|t| alice.create(&format!("issue {t}"), &[]));
+    alice.ok(&["dep", "add", &x, &y]);
+    alice.sync();
+    bob.sync();
+    carol.sync();
+
+    // Each closes the cycle x→y→z→x on a graph that only has x→y.
+    bob.ok(&["dep", "add", &y, &z]);
+    carol.ok(&["dep", "add", &z, &x]);
+    carol.sync();
+    bob.sync();
+    for user in [&alice, &bob, &carol] {
+        user.sync();
+    }
+
+    let edges = |rows: Vec<Vec<Value>>| -> Vec<(String, String)> {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let mut e: Vec<_> = rows.iter().map(|r| (s(&r[0]), s(&r[1]))).collect();
+        e.sort();
+        e
+    };
+    let sql = "SELECT issue_id, depends_on_id FROM issue_dependencies";
+    let server = edges(team.server_rows(&project, sql));
+    // The edge that closed the cycle in the server's order (bob's, pushed last) is gone.
+    let mut want = vec![(x.clone(), y.clone()), (z.clone(), x.clone())];
+    want.sort();
+    assert_eq!(server, want);
+    for user in [&alice, &bob, &carol] {
+        assert_eq!(edges(user.rows(sql)), want, "{}", user.name);
+    }
+    // td's own view agrees: y depends on nothing any more.
+    let deps = bob.json(&["dep", &y]);
+    assert!(!text(&deps).contains(&z), "{deps}");
+    // The server's repair is in the log, under its own device, right after bob's edge.
+    let log = team.server_rows(
+        &project,
+        "SELECT device_id, action_type FROM events WHERE entity_type = 'issue_dependencies' \
+         ORDER BY server_seq",
+    );
+    let actions: Vec<(&str, &str)> = log
+        .iter()
+        .map(|r| (r[0].as_str().unwrap_or(""), r[1].as_str().unwrap_or("")))
+        .collect();
+    let repair = actions
+        .iter()
+        .position(|(device, _)| *device == "tdsync-server")
+        .unwrap_or_else(|| panic!("no repair in the log: {actions:?}"));
+    assert_eq!(actions[repair].1, "delete", "{actions:?}");
+    assert_same(&[
+        ("server", &team.shard(&project)),
+        ("alice", &alice.db()),
+        ("bob", &bob.db()),
+        ("carol", &carol.db()),
+    ]);
+}
