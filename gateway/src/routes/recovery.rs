@@ -13,21 +13,12 @@ use tdsync_protocol::EntityType;
 use tdsync_tenants::{Conflict, ConflictFilter, HistoryEntry, Restored};
 use utoipa::ToSchema;
 
+use super::query_int;
 use crate::{
     auth::Caller,
     error::ApiError,
     state::{AppState, blocking},
 };
-
-fn int_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
-    match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))),
-    }
-}
 
 fn entity(name: &str) -> Result<EntityType, ApiError> {
     EntityType::parse(name)
@@ -69,8 +60,8 @@ pub async fn conflicts(
     };
     let filter = ConflictFilter {
         entity: filter_entity,
-        after_id: int_param(&params, "after")?.unwrap_or(0),
-        limit: int_param(&params, "limit")?,
+        after_id: query_int(&params, "after")?.unwrap_or(0),
+        limit: query_int(&params, "limit")?,
     };
     Ok(Json(blocking(move || project.conflicts(&filter)).await?))
 }
@@ -135,7 +126,7 @@ pub async fn history(
 ) -> Result<Json<HistoryBody>, ApiError> {
     let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let ty = entity(&entity_type)?;
-    let at = int_param(&params, "at")?;
+    let at = query_int(&params, "at")?;
     let eid = entity_id.clone();
     let (events, state_at) = blocking(move || {
         let events = project.history(ty, &eid)?;

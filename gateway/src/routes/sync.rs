@@ -15,6 +15,7 @@ use tdsync_protocol::wire::{
     PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus, error_code,
 };
 
+use super::query_int;
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -85,17 +86,9 @@ pub async fn pull(
 }
 
 fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
-    let int = |name: &str| -> Result<Option<i64>, ApiError> {
-        match params.get(name).map(|v| v.trim()) {
-            None | Some("") => Ok(None),
-            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))
-            }),
-        }
-    };
     Ok(PullQuery {
-        after_server_seq: int("after_server_seq")?.unwrap_or(0),
-        limit: int("limit")?,
+        after_server_seq: query_int(params, "after_server_seq")?.unwrap_or(0),
+        limit: query_int(params, "limit")?,
         exclude_client: params
             .get("exclude_client")
             .filter(|d| !d.is_empty())
@@ -192,5 +185,16 @@ mod tests {
         assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(err.message.contains("after_server_seq"));
         assert!(q(&[("limit", "1.5")]).is_err());
+        // td's server's reading: empty is absent, anything but a plain integer is refused.
+        assert_eq!(
+            q(&[("limit", ""), ("after_server_seq", "")]).unwrap(),
+            q(&[]).unwrap()
+        );
+        assert!(q(&[("limit", " 5")]).is_err());
+        assert!(q(&[("after_server_seq", "9223372036854775808")]).is_err());
+        assert_eq!(
+            q(&[("after_server_seq", "-3")]).unwrap().after_server_seq,
+            -3
+        );
     }
 }

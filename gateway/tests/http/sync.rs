@@ -488,10 +488,25 @@ fn pull_parameters_that_are_not_integers_are_400() {
         // At the head too (the gateway answers those from memory).
         ("after_server_seq=2&limit=0", "limit must be at least 1"),
         ("after_server_seq=99&limit=nope", "limit must be an integer"),
+        // A plain 64-bit integer, as td's server reads it: no padding, nothing out of range.
+        ("limit=%205", "limit must be an integer"),
+        (
+            "after_server_seq=1%20",
+            "after_server_seq must be an integer",
+        ),
+        (
+            "after_server_seq=9223372036854775808",
+            "after_server_seq must be an integer",
+        ),
     ] {
         let message = s.pull(p, t, query).error(400, "bad_request");
         assert!(message.contains(needle), "{query}: {message}");
     }
+    // An empty value is an absent one (as td's server reads it).
+    assert_eq!(
+        s.pull(p, t, "after_server_seq=&limit=").expect(200),
+        s.pull(p, t, "").expect(200)
+    );
 }
 
 #[test]
