@@ -19,11 +19,26 @@ pub const MAX_PULL_LIMIT: i64 = 10_000;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushRequest {
+    /// Must not be blank (400 otherwise).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, schema_with = crate::openapi::not_blank)
+    )]
     pub device_id: String,
+    /// Must not be blank (400 otherwise).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, schema_with = crate::openapi::not_blank)
+    )]
     pub session_id: String,
+    /// 1 to 1000 events (400 otherwise).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, min_items = 1, max_items = 1000)
+    )]
     pub events: Vec<PushEvent>,
 }
 
@@ -35,13 +50,22 @@ pub struct PushEvent {
     /// and read as such (td sends plain integers).
     #[serde(deserialize_with = "json_integer")]
     pub client_action_id: i64,
+    /// Any name: td's legacy action names are normalised to the canonical ones.
     pub action_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::EntityTypeName))]
     pub entity_type: String,
+    /// An event with an empty entity id is answered with a rejection (`empty entity_id`), not
+    /// stored.
     #[serde(default)]
     pub entity_id: String,
-    /// `{"new_data":{…},"previous_data":{…},"schema_version":1}`, stored byte for byte.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// td sends `{"new_data":{…},"previous_data":{…},"schema_version":1}`; any JSON value is
+    /// accepted and stored byte for byte (as td's server does), and one the projection cannot
+    /// apply is quarantined.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub payload: Box<RawValue>,
+    /// RFC 3339, fractional seconds allowed (chrono's reading, which also takes a space or `t`
+    /// between date and time); 400 otherwise.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub client_timestamp: String,
 }
 
@@ -126,7 +150,8 @@ pub struct PullEvent {
     pub action_type: String,
     pub entity_type: String,
     pub entity_id: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The pushed payload, byte for byte (any JSON value; td's is an object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub payload: Box<RawValue>,
     pub client_timestamp: String,
 }

@@ -18,7 +18,8 @@ use crate::{error::ApiError, state::AppState};
 
 /// An integer query parameter, read as td's server reads `after_server_seq` and `limit`: absent
 /// or empty is `None`; otherwise a decimal `i64` (an optional sign, digits, nothing else), or
-/// 400. Every integer query parameter is read here.
+/// 400. Every integer query parameter is read here, so the document can say it once
+/// (`allowEmptyValue`, see `openapi::refine`).
 pub(crate) fn query_int(
     params: &HashMap<String, String>,
     name: &str,

@@ -502,7 +502,7 @@ fn pull_parameters_that_are_not_integers_are_400() {
         let message = s.pull(p, t, query).error(400, "bad_request");
         assert!(message.contains(needle), "{query}: {message}");
     }
-    // An empty value is an absent one (as td's server reads it).
+    // An empty value is an absent one (td's server; the document's `allowEmptyValue`).
     assert_eq!(
         s.pull(p, t, "after_server_seq=&limit=").expect(200),
         s.pull(p, t, "").expect(200)
