@@ -9,6 +9,7 @@ started=$SECONDS
 
 # Services (each a throwaway instance, stopped at exit): see infra/services.sh.
 source infra/services.sh
+source infra/contract-fuzz.sh
 trap services_cleanup EXIT
 step "services: PostgreSQL (control-plane tests)"
 ensure_postgres
@@ -28,5 +29,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 # Property tests run at least 500 cases here (proptest's own default is 256).
 PROPTEST_CASES="${PROPTEST_CASES:-500}" cargo test --workspace --locked
+
+# The API document against the server: schemathesis (pinned, from PyPI) over every operation of
+# GET /openapi.json, all checks, a fixed seed, against target/debug/tdsync (built by cargo test).
+step "contract fuzz: schemathesis $CONTRACT_FUZZ_SCHEMATHESIS_VERSION, every operation, all checks (seed $CONTRACT_FUZZ_SEED)"
+services_on_exit contract_fuzz_stop
+run_contract_fuzz
 
 step "all tests passed in $((SECONDS - started)) s"

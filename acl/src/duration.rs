@@ -2,8 +2,8 @@
 
 use chrono::TimeDelta;
 
-/// The longest accepted duration: tokens meant to outlive a decade should have no expiry.
-const MAX_SECONDS: i64 = 10 * 366 * 24 * 3600;
+/// The longest accepted duration, in seconds: tokens meant to outlive a decade should have no expiry.
+pub const MAX_SECONDS: i64 = 10 * 366 * 24 * 3600;
 
 /// A duration that does not parse, with what a good one looks like.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

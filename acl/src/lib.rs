@@ -34,7 +34,9 @@ pub use testing::ManualClock;
 
 pub use clock::{Clock, SystemClock, format_time, parse_time};
 pub use decision::{Action, Denied, Target, TokenGrant, decide};
-pub use duration::{BadDuration, format_duration, parse_duration};
+pub use duration::{
+    BadDuration, MAX_SECONDS as MAX_DURATION_SECONDS, format_duration, parse_duration,
+};
 pub use error::{AclError, AuthError};
 pub use ids::{BadId, ProjectId, TenantId, TokenId};
 pub use mint::{ChildSpec, MintError, MintRequest, check_child};
@@ -44,7 +46,7 @@ pub use model::{
 };
 pub use scope::{BadScopes, Scope, Scopes, TdRole};
 pub use secret::{HashCost, TOKEN_PREFIX, Token};
-pub use service::{Acl, AclConfig, IssuedToken};
+pub use service::{Acl, AclConfig, IssuedToken, MAX_DESCRIPTION, MAX_NAME};
 pub use store::{
     AnyStore, ControlPlaneStore, ControlPlaneUrl, PostgresStore, SqliteStore, StoreError,
 };

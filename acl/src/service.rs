@@ -71,8 +71,10 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
-const MAX_NAME: usize = 100;
-const MAX_DESCRIPTION: usize = 2000;
+/// The longest project or token name, in characters (after trimming).
+pub const MAX_NAME: usize = 100;
+/// The longest project description, in characters (after trimming).
+pub const MAX_DESCRIPTION: usize = 2000;
 
 /// The control plane's service. Share it (`Arc<Acl>`) across requests.
 pub struct Acl<S = AnyStore> {

@@ -1,11 +1,26 @@
 //! The OpenAPI document, generated from the route annotations (utoipa). The committed copy is
 //! `openapi/tdsync.openapi.json`; a test fails when the served document and it differ.
+//!
+//! The document says exactly what the server does: every status a route answers, every rule
+//! the server applies to what it reads (patterns, lengths, ranges, enums), and the exact shape
+//! of what it returns. `infra/contract-fuzz.sh` holds the server to it with schemathesis. Rules
+//! that hold for every route are applied here rather than repeated on each: [`CommonAnswers`]
+//! (401 and 503 on every authenticated route, 400 for an undecodable path) and [`refine`]
+//! (64-bit integer ranges, empty query values, and a keyword utoipa cannot express).
+
+pub mod schemas;
 
 use std::sync::OnceLock;
 
+use serde_json::Value;
 use utoipa::{
     Modify, OpenApi,
-    openapi::security::{Http, HttpAuthScheme, SecurityScheme},
+    openapi::{
+        Ref, RefOr, Response, ResponseBuilder, Schema,
+        content::Content,
+        path::ParameterIn,
+        security::{Http, HttpAuthScheme, SecurityScheme},
+    },
 };
 
 use crate::routes::{members, meta, projects, recovery, sync, tokens};
@@ -25,7 +40,14 @@ use crate::routes::{members, meta, projects, recovery, sync, tokens};
         recovery::conflicts, recovery::restore, recovery::history,
         tokens::mint, tokens::list, tokens::revoke,
     ),
-    modifiers(&BearerAuth),
+    components(schemas(
+        tdsync_protocol::openapi::EntityTypeName,
+        schemas::ProjectIdSchema, schemas::TokenIdSchema, schemas::NameSchema,
+        schemas::DescriptionSchema, schemas::ScopeSchema, schemas::ScopesInputSchema,
+        schemas::DurationSchema, schemas::ProjectBindingSchema, schemas::RoleSchema,
+        schemas::TokenStateSchema,
+    )),
+    modifiers(&BearerAuth, &CommonAnswers),
     tags(
         (name = "sync", description = "td's push, pull, status and snapshot"),
         (name = "projects", description = "td's projects"),
@@ -54,12 +76,139 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What every route of a kind answers before its handler runs:
+///
+/// - a route that takes a bearer token answers 401 when it is missing, malformed, unknown,
+///   expired or revoked (the `Caller` extractor), and 503 when the control plane cannot be read
+///   to verify it or to find the project;
+/// - a route with path parameters answers 400 when one is not UTF-8 once percent-decoded
+///   (axum's `Path` extractor, after `Caller`).
+struct CommonAnswers;
+
+const PATH_NOT_UTF8: &str = "a path parameter that is not UTF-8 once percent-decoded";
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let error = |description: &str| -> RefOr<Response> {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    Content::new(Some(RefOr::<Schema>::Ref(Ref::from_schema_name(
+                        "ErrorBody",
+                    )))),
+                )
+                .into()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in operations.into_iter().flatten() {
+                let has_path_parameters = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path));
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let responses = &mut op.responses.responses;
+                if secured {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        error("Missing, malformed, unknown, expired or revoked token")
+                    });
+                    responses.entry("503".into()).or_insert_with(|| {
+                        error("The control plane (tokens, projects) cannot be reached: try again")
+                    });
+                }
+                if has_path_parameters {
+                    match responses.get_mut("400") {
+                        Some(RefOr::T(response)) => {
+                            response.description = format!(
+                                "{}; or {PATH_NOT_UTF8}",
+                                response.description.trim_end_matches('.')
+                            );
+                        }
+                        Some(RefOr::Ref(_)) => {}
+                        None => {
+                            responses
+                                .insert("400".into(), error(&format!("Bad path: {PATH_NOT_UTF8}")));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What utoipa's model cannot say, applied to the serialized document:
+///
+/// - every `int64` is what the server parses it into, an `i64`: its minimum and maximum are
+///   stated (a value outside them is refused with 400), unless a narrower bound already is;
+/// - every integer query parameter is read by `routes::query_int`, which takes an empty value
+///   for an absent one (`allowEmptyValue`, a field utoipa's parameter does not have);
+/// - a mint request's array of scopes must contain at least one item naming a scope
+///   (`contains`, which utoipa's array schema has no field for).
+fn refine(doc: &mut Value) {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                let integer = match map.get("type") {
+                    Some(Value::String(t)) => t == "integer",
+                    Some(Value::Array(ts)) => ts.iter().any(|t| t == "integer"),
+                    _ => false,
+                };
+                if integer && map.get("format").and_then(Value::as_str) == Some("int64") {
+                    map.entry("minimum").or_insert(Value::from(i64::MIN));
+                    map.entry("maximum").or_insert(Value::from(i64::MAX));
+                }
+                map.values_mut().for_each(walk);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(doc);
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        let parameters = paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
+            .flatten();
+        for p in parameters {
+            if p["in"] == "query" && p["schema"]["type"] == "integer" {
+                p["allowEmptyValue"] = Value::Bool(true);
+            }
+        }
+    }
+    if let Some(Value::Array(forms)) = doc.pointer_mut("/components/schemas/ScopesInput/oneOf") {
+        for form in forms {
+            if form.get("type").and_then(Value::as_str) == Some("array") {
+                form["contains"] = serde_json::json!({
+                    "type": "string",
+                    "pattern": schemas::scope_list_pattern(true),
+                });
+            }
+        }
+    }
+}
+
 /// The document as pretty JSON (built once).
 pub fn document_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        let mut doc = match serde_json::to_value(ApiDoc::openapi()) {
+            Ok(doc) => doc,
+            Err(e) => return format!("{{\"error\":\"{e}\"}}"),
+        };
+        refine(&mut doc);
+        serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     })
 }

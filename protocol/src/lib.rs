@@ -3,6 +3,8 @@
 //! is defined here once, so the gateway, the shard engine and the client cannot drift apart.
 
 pub mod ids;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod payload;
 pub mod taxonomy;
 pub mod timestamp;

@@ -91,28 +91,47 @@ impl EntityType {
         self.as_str()
     }
 
-    /// Parses any spelling td has used, case-insensitively: canonical plural or legacy alias.
+    /// Every spelling td has used: the canonical plural and the legacy alias of each type (the
+    /// one table [`EntityType::parse`] reads, and the API document's pattern is built from).
+    pub const NAMES: [(&'static str, EntityType); 30] = [
+        ("issue", EntityType::Issues),
+        ("issues", EntityType::Issues),
+        ("log", EntityType::Logs),
+        ("logs", EntityType::Logs),
+        ("comment", EntityType::Comments),
+        ("comments", EntityType::Comments),
+        ("handoff", EntityType::Handoffs),
+        ("handoffs", EntityType::Handoffs),
+        ("board", EntityType::Boards),
+        ("boards", EntityType::Boards),
+        ("board_position", EntityType::BoardIssuePositions),
+        ("board_issue_positions", EntityType::BoardIssuePositions),
+        ("work_session", EntityType::WorkSessions),
+        ("work_sessions", EntityType::WorkSessions),
+        ("work_session_issue", EntityType::WorkSessionIssues),
+        ("work_session_issues", EntityType::WorkSessionIssues),
+        ("file_link", EntityType::IssueFiles),
+        ("issue_files", EntityType::IssueFiles),
+        ("dependency", EntityType::IssueDependencies),
+        ("issue_dependencies", EntityType::IssueDependencies),
+        ("issue_review", EntityType::IssueReviews),
+        ("issue_reviews", EntityType::IssueReviews),
+        ("note", EntityType::Notes),
+        ("notes", EntityType::Notes),
+        ("session", EntityType::Sessions),
+        ("sessions", EntityType::Sessions),
+        ("git_snapshot", EntityType::GitSnapshots),
+        ("git_snapshots", EntityType::GitSnapshots),
+        ("issue_session_history", EntityType::IssueSessionHistory),
+        ("issue_session_histories", EntityType::IssueSessionHistory),
+    ];
+
+    /// Parses any spelling td has used ([`EntityType::NAMES`]), ASCII case-insensitively.
     pub fn parse(name: &str) -> Option<EntityType> {
-        let lower = name.to_ascii_lowercase();
-        let ty = match lower.as_str() {
-            "issue" | "issues" => EntityType::Issues,
-            "log" | "logs" => EntityType::Logs,
-            "comment" | "comments" => EntityType::Comments,
-            "handoff" | "handoffs" => EntityType::Handoffs,
-            "board" | "boards" => EntityType::Boards,
-            "board_position" | "board_issue_positions" => EntityType::BoardIssuePositions,
-            "work_session" | "work_sessions" => EntityType::WorkSessions,
-            "work_session_issue" | "work_session_issues" => EntityType::WorkSessionIssues,
-            "file_link" | "issue_files" => EntityType::IssueFiles,
-            "dependency" | "issue_dependencies" => EntityType::IssueDependencies,
-            "issue_review" | "issue_reviews" => EntityType::IssueReviews,
-            "note" | "notes" => EntityType::Notes,
-            "session" | "sessions" => EntityType::Sessions,
-            "git_snapshot" | "git_snapshots" => EntityType::GitSnapshots,
-            "issue_session_history" | "issue_session_histories" => EntityType::IssueSessionHistory,
-            _ => return None,
-        };
-        Some(ty)
+        EntityType::NAMES
+            .iter()
+            .find(|(spelling, _)| spelling.eq_ignore_ascii_case(name))
+            .map(|&(_, ty)| ty)
     }
 
     /// Whether td clients push and apply this type.

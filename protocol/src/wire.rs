@@ -19,11 +19,26 @@ pub const MAX_PULL_LIMIT: i64 = 10_000;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushRequest {
+    /// Must not be blank (400 otherwise).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, schema_with = crate::openapi::not_blank)
+    )]
     pub device_id: String,
+    /// Must not be blank (400 otherwise).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, schema_with = crate::openapi::not_blank)
+    )]
     pub session_id: String,
+    /// 1 to 1000 events (400 otherwise).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, min_items = 1, max_items = 1000)
+    )]
     pub events: Vec<PushEvent>,
 }
 
@@ -31,14 +46,26 @@ pub struct PushRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PushEvent {
+    /// An integer; one written with a zero fraction (`7.0`, `7e0`) is the same number in JSON
+    /// and read as such (td sends plain integers).
+    #[serde(deserialize_with = "json_integer")]
     pub client_action_id: i64,
+    /// Any name: td's legacy action names are normalised to the canonical ones.
     pub action_type: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::EntityTypeName))]
     pub entity_type: String,
+    /// An event with an empty entity id is answered with a rejection (`empty entity_id`), not
+    /// stored.
     #[serde(default)]
     pub entity_id: String,
-    /// `{"new_data":{…},"previous_data":{…},"schema_version":1}`, stored byte for byte.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// td sends `{"new_data":{…},"previous_data":{…},"schema_version":1}`; any JSON value is
+    /// accepted and stored byte for byte (as td's server does), and one the projection cannot
+    /// apply is quarantined.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub payload: Box<RawValue>,
+    /// RFC 3339, fractional seconds allowed (chrono's reading, which also takes a space or `t`
+    /// between date and time); 400 otherwise.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub client_timestamp: String,
 }
 
@@ -123,7 +150,8 @@ pub struct PullEvent {
     pub action_type: String,
     pub entity_type: String,
     pub entity_id: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The pushed payload, byte for byte (any JSON value; td's is an object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub payload: Box<RawValue>,
     pub client_timestamp: String,
 }
@@ -184,6 +212,40 @@ impl ErrorBody {
     }
 }
 
+/// JSON's integers, as JSON Schema counts them: a number with no fractional part, however it
+/// is written. A whole number written with a fraction or an exponent is read only where a
+/// double holds it exactly (|n| ≤ 2^53): beyond that the text may name an integer the double
+/// does not.
+fn json_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Integer;
+    impl serde::de::Visitor<'_> for Integer {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a 64-bit integer")
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+            if v.fract() == 0.0 && v.abs() <= EXACT {
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    d.deserialize_i64(Integer)
+}
+
 fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -225,6 +287,30 @@ mod tests {
             server_seq: None,
         };
         assert!(other.as_ack().is_none());
+    }
+
+    #[test]
+    fn client_action_ids_are_json_integers_however_written() {
+        let caid = |n: &str| {
+            let body = format!(
+                r#"{{"client_action_id":{n},"action_type":"create","entity_type":"issues","payload":{{}},"client_timestamp":"2026-01-01T00:00:00Z"}}"#
+            );
+            serde_json::from_str::<PushEvent>(&body).map(|e| e.client_action_id)
+        };
+        assert_eq!(caid("7").unwrap(), 7);
+        assert_eq!(caid("-7.0").unwrap(), -7);
+        assert_eq!(caid("7e2").unwrap(), 700);
+        assert_eq!(caid("9007199254740992.0").unwrap(), 1 << 53);
+        assert_eq!(caid("9223372036854775807").unwrap(), i64::MAX);
+        for bad in [
+            "7.5",
+            "9007199254740994.0",
+            "9223372036854775808",
+            "1e19",
+            "\"7\"",
+        ] {
+            assert!(caid(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

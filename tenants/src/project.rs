@@ -55,16 +55,15 @@ impl Project {
     /// or None. Never does I/O: the gateway calls it on its async workers.
     pub fn pull_cached(&self, query: &PullQuery) -> Result<Option<PullResponse>, StoreError> {
         page_limit(query)?;
-        Ok(self
-            .entry
-            .cached_head()
-            .and_then(|head| at_head(query, &head)))
+        // Only the seq is needed: read it under the lock rather than clone the whole head.
+        let last_seq = self.entry.head.read().as_ref().map(|h| h.last_seq);
+        Ok(last_seq.and_then(|seq| at_head(query, seq)))
     }
 
     /// A page of events after a cursor (td's pull).
     pub fn pull(&self, query: &PullQuery) -> Result<PullResponse, StoreError> {
         page_limit(query)?;
-        if let Some(page) = at_head(query, &self.head()?) {
+        if let Some(page) = at_head(query, self.head()?.last_seq) {
             return Ok(page);
         }
         self.shard()?.pull(query)
@@ -190,8 +189,8 @@ impl Project {
     }
 }
 
-fn at_head(query: &PullQuery, head: &Head) -> Option<PullResponse> {
-    (query.after_server_seq >= head.last_seq).then(|| PullResponse {
+fn at_head(query: &PullQuery, last_seq: i64) -> Option<PullResponse> {
+    (query.after_server_seq >= last_seq).then(|| PullResponse {
         events: Vec::new(),
         last_server_seq: query.after_server_seq,
         has_more: false,

@@ -13,7 +13,12 @@ use serde::{Deserialize, Serialize};
 use tdsync_acl::{Action, Actor, Scopes, Target, TdRole, TokenGrant, TokenRecord, TokenState};
 use utoipa::ToSchema;
 
-use crate::{auth::Caller, error::ApiError, state::AppState};
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    openapi::schemas::{ProjectIdSchema, TokenIdSchema},
+    state::AppState,
+};
 
 /// td's member object; `user_id` is the token id and `email` its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -21,7 +26,7 @@ pub struct MemberResponse {
     pub project_id: String,
     pub user_id: String,
     pub email: String,
-    /// `owner`, `writer` or `reader`.
+    #[schema(value_type = crate::openapi::schemas::RoleSchema)]
     pub role: String,
     /// The token this one was minted from, if any.
     pub invited_by: String,
@@ -30,17 +35,31 @@ pub struct MemberResponse {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct RoleChange {
-    /// `owner`, `writer` or `reader`.
+    /// Exactly one of the names (400 otherwise).
+    #[schema(value_type = crate::openapi::schemas::RoleSchema)]
     pub role: String,
+}
+
+/// td's answer to a role change: `{"status":"updated"}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusUpdated {
+    pub status: Updated,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Updated {
+    Updated,
 }
 
 /// `GET /v1/projects/{id}/members`
 #[utoipa::path(
     get, path = "/v1/projects/{id}/members", tag = "members",
-    params(("id" = String, Path, description = "Project id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
     responses(
         (status = 200, description = "Active tokens that reach the project, with td role names", body = Vec<MemberResponse>),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -91,8 +110,12 @@ pub async fn list(
 /// command that gives someone access instead.
 #[utoipa::path(
     post, path = "/v1/projects/{id}/members", tag = "members",
-    params(("id" = String, Path, description = "Project id")),
-    responses((status = 422, description = "Invitations by email do not exist in tdsync; mint a token instead", body = tdsync_protocol::wire::ErrorBody)),
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
+    responses(
+        (status = 403, description = "The token may not manage members (needs admin)", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
+        (status = 422, description = "Always, for a token that may manage members: invitations by email do not exist in tdsync; the message names the `tdsync token mint` command to run instead", body = tdsync_protocol::wire::ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn invite(
@@ -116,12 +139,14 @@ pub async fn invite(
 /// `PATCH /v1/projects/{id}/members/{user_id}`: changes a token's role (its scopes).
 #[utoipa::path(
     patch, path = "/v1/projects/{id}/members/{user_id}", tag = "members",
-    params(("id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "Token id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id"), ("user_id" = TokenIdSchema, Path, description = "Token id")),
     request_body = RoleChange,
     responses(
-        (status = 200, description = "`{\"status\":\"updated\"}`"),
-        (status = 400, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 200, description = "Updated", body = StatusUpdated),
+        (status = 400, description = "Bad JSON, an unknown role, or a role above what the member's parent token has", body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not manage members (needs admin)", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project, or no such member of it, for this token", body = tdsync_protocol::wire::ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -130,7 +155,7 @@ pub async fn set_role(
     caller: Caller,
     Path((id, user_id)): Path<(String, String)>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<StatusUpdated>, ApiError> {
     let (project, token) = state.member(&caller, &id, &user_id).await?;
     let change: RoleChange = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
@@ -150,16 +175,19 @@ pub async fn set_role(
             &actor,
         )
         .await?;
-    Ok(Json(serde_json::json!({"status": "updated"})))
+    Ok(Json(StatusUpdated {
+        status: Updated::Updated,
+    }))
 }
 
 /// `DELETE /v1/projects/{id}/members/{user_id}`: revokes the token (and its children).
 #[utoipa::path(
     delete, path = "/v1/projects/{id}/members/{user_id}", tag = "members",
-    params(("id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "Token id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id"), ("user_id" = TokenIdSchema, Path, description = "Token id")),
     responses(
-        (status = 204, description = "Revoked"),
-        (status = 403, body = tdsync_protocol::wire::ErrorBody), (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 204, description = "Revoked (with every token minted from it)"),
+        (status = 403, description = "The token may not manage members (needs admin)", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project, or no such member of it, for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]

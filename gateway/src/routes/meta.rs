@@ -14,9 +14,18 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `error` when the control plane cannot be read.
+    #[schema(value_type = HealthStatus)]
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // the document's vocabulary of `Health::status`
+enum HealthStatus {
+    Ok,
+    Error,
 }
 
 /// `GET /healthz` (no auth): 200 `{"status":"ok"}`, or 503 when the control plane is down.

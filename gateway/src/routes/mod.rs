@@ -7,12 +7,31 @@ pub mod recovery;
 pub mod sync;
 pub mod tokens;
 
+use std::collections::HashMap;
+
 use axum::{
     Router,
     routing::{delete, get, patch, post},
 };
 
-use crate::state::AppState;
+use crate::{error::ApiError, state::AppState};
+
+/// An integer query parameter, read as td's server reads `after_server_seq` and `limit`: absent
+/// or empty is `None`; otherwise a decimal `i64` (an optional sign, digits, nothing else), or
+/// 400. Every integer query parameter is read here, so the document can say it once
+/// (`allowEmptyValue`, see `openapi::refine`).
+pub(crate) fn query_int(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<i64>, ApiError> {
+    match params.get(name).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))),
+    }
+}
 
 /// Every route, with its handler.
 pub fn router() -> Router<AppState> {

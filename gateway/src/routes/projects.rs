@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tdsync_acl::{Action, Actor, Project};
 use utoipa::ToSchema;
 
-use crate::{auth::Caller, error::ApiError, state::AppState};
+use crate::{auth::Caller, error::ApiError, openapi::schemas::ProjectIdSchema, state::AppState};
 
 /// td's project object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -42,8 +42,10 @@ impl From<&Project> for ProjectResponse {
 /// td's create-project body (`td sync init` always sends both keys).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CreateProject {
+    #[schema(value_type = crate::openapi::schemas::NameSchema)]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = crate::openapi::schemas::DescriptionSchema)]
     pub description: String,
 }
 
@@ -54,10 +56,10 @@ pub struct CreateProject {
     request_body = CreateProject,
     responses(
         (status = 201, description = "Created", body = ProjectResponse),
-        (status = 400, description = "Bad JSON or empty name", body = tdsync_protocol::wire::ErrorBody),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "Bad JSON, or a name or description the rules refuse", body = tdsync_protocol::wire::ErrorBody),
         (status = 403, description = "Needs write scope and a token bound to all projects", body = tdsync_protocol::wire::ErrorBody),
         (status = 409, description = "The tenant already has a project of that name", body = tdsync_protocol::wire::ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -85,8 +87,7 @@ pub async fn create(
     get, path = "/v1/projects", tag = "projects",
     responses(
         (status = 200, description = "Projects the token reaches", body = Vec<ProjectResponse>),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody),
-        (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read (a `mint`-only token)", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -106,10 +107,10 @@ pub async fn list(
 /// `GET /v1/projects/{id}`
 #[utoipa::path(
     get, path = "/v1/projects/{id}", tag = "projects",
-    params(("id" = String, Path, description = "Project id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
     responses(
         (status = 200, body = ProjectResponse),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
         (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))

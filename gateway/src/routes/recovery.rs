@@ -9,25 +9,17 @@ use axum::{
 };
 use serde::Serialize;
 use tdsync_acl::Action;
-use tdsync_protocol::EntityType;
+use tdsync_protocol::{EntityType, openapi::EntityTypeName};
 use tdsync_tenants::{Conflict, ConflictFilter, HistoryEntry, Restored};
 use utoipa::ToSchema;
 
+use super::query_int;
 use crate::{
     auth::Caller,
     error::ApiError,
+    openapi::schemas::ProjectIdSchema,
     state::{AppState, blocking},
 };
-
-fn int_param(params: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
-    match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))),
-    }
-}
 
 fn entity(name: &str) -> Result<EntityType, ApiError> {
     EntityType::parse(name)
@@ -38,16 +30,17 @@ fn entity(name: &str) -> Result<EntityType, ApiError> {
 #[utoipa::path(
     get, path = "/v1/projects/{id}/conflicts", tag = "recovery",
     params(
-        ("id" = String, Path, description = "Project id"),
-        ("entity_type" = Option<String>, Query, description = "Only this entity (with entity_id)"),
-        ("entity_id" = Option<String>, Query, description = "Only this entity (with entity_type)"),
-        ("after" = Option<i64>, Query, description = "Conflicts with an id above this (paging)"),
-        ("limit" = Option<i64>, Query, description = "At most this many (default 1000, max 10000)"),
+        ("id" = ProjectIdSchema, Path, description = "Project id"),
+        ("entity_type" = Option<EntityTypeName>, Query, description = "Only this entity; entity_type and entity_id go together (one without the other is refused with 400)"),
+        ("entity_id" = Option<String>, Query, description = "Only this entity; entity_type and entity_id go together (one without the other is refused with 400)"),
+        ("after" = Option<i64>, Query, description = "Conflicts with an id above this (paging; default 0, also when empty)"),
+        ("limit" = Option<i64>, Query, description = "At most this many (default 1000, also when empty); below 1 counts as 1, above 10000 as 10000"),
     ),
     responses(
         (status = 200, description = "Clobbered versions with both sides", body = Vec<Conflict>),
-        (status = 400, body = tdsync_protocol::wire::ErrorBody), (status = 401, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "An unknown entity type, only one of entity_type and entity_id, or a number that is not a 64-bit integer", body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -69,8 +62,8 @@ pub async fn conflicts(
     };
     let filter = ConflictFilter {
         entity: filter_entity,
-        after_id: int_param(&params, "after")?.unwrap_or(0),
-        limit: int_param(&params, "limit")?,
+        after_id: query_int(&params, "after")?.unwrap_or(0),
+        limit: query_int(&params, "limit")?,
     };
     Ok(Json(blocking(move || project.conflicts(&filter)).await?))
 }
@@ -79,11 +72,13 @@ pub async fn conflicts(
 /// new event that every client pulls.
 #[utoipa::path(
     post, path = "/v1/projects/{id}/conflicts/{cid}/restore", tag = "recovery",
-    params(("id" = String, Path, description = "Project id"), ("cid" = i64, Path, description = "Conflict id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id"), ("cid" = i64, Path, description = "Conflict id")),
     responses(
         (status = 200, description = "The event that restored it", body = Restored),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "The conflict id is not a 64-bit integer, or the conflict has no clobbered row to restore", body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not write", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token, or no such conflict", body = tdsync_protocol::wire::ErrorBody),
+        (status = 503, description = "The control plane cannot be reached, or the restore could not be applied for a reason that may pass (nothing was stored): try again", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -102,6 +97,7 @@ pub async fn restore(
 /// An entity's history, and optionally its state as of a seq.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HistoryBody {
+    /// The canonical name.
     pub entity_type: String,
     pub entity_id: String,
     pub events: Vec<HistoryEntry>,
@@ -115,15 +111,16 @@ pub struct HistoryBody {
 #[utoipa::path(
     get, path = "/v1/projects/{id}/history/{entity_type}/{entity_id}", tag = "recovery",
     params(
-        ("id" = String, Path, description = "Project id"),
-        ("entity_type" = String, Path, description = "e.g. issues, comments, notes (singular works too)"),
+        ("id" = ProjectIdSchema, Path, description = "Project id"),
+        ("entity_type" = EntityTypeName, Path, description = "e.g. issues, comments, notes (singular works too)"),
         ("entity_id" = String, Path, description = "The entity's id"),
-        ("at" = Option<i64>, Query, description = "Also return the entity's state as of this seq"),
+        ("at" = Option<i64>, Query, description = "Also return the entity's state as of this seq (any seq; empty is absent)"),
     ),
     responses(
         (status = 200, body = HistoryBody),
-        (status = 400, body = tdsync_protocol::wire::ErrorBody), (status = 401, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "An unknown entity type, or `at` is not a 64-bit integer", body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -135,7 +132,7 @@ pub async fn history(
 ) -> Result<Json<HistoryBody>, ApiError> {
     let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let ty = entity(&entity_type)?;
-    let at = int_param(&params, "at")?;
+    let at = query_int(&params, "at")?;
     let eid = entity_id.clone();
     let (events, state_at) = blocking(move || {
         let events = project.history(ty, &eid)?;

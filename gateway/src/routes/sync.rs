@@ -15,24 +15,26 @@ use tdsync_protocol::wire::{
     PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus, error_code,
 };
 
+use super::query_int;
 use crate::{
     auth::Caller,
     error::ApiError,
+    openapi::schemas::ProjectIdSchema,
     state::{AppState, blocking},
 };
 
 /// `POST /v1/projects/{id}/sync/push`
 #[utoipa::path(
     post, path = "/v1/projects/{id}/sync/push", tag = "sync",
-    params(("id" = String, Path, description = "Project id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
     request_body = PushRequest,
     responses(
         (status = 200, description = "Events stored (acks) or already stored (duplicate rejections with their seq)", body = PushResponse),
-        (status = 400, description = "Malformed push; nothing was stored", body = tdsync_protocol::wire::ErrorBody),
-        (status = 401, description = "Missing, unknown, expired or revoked token", body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "Malformed push (nothing was stored)", body = tdsync_protocol::wire::ErrorBody),
         (status = 403, description = "The token may not write", body = tdsync_protocol::wire::ErrorBody),
         (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
         (status = 413, description = "Body over 16 MiB", body = tdsync_protocol::wire::ErrorBody),
+        (status = 503, description = "The control plane cannot be reached, or an event could not be applied for a reason that may pass (nothing was stored): try again", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -54,16 +56,16 @@ pub async fn push(
 #[utoipa::path(
     get, path = "/v1/projects/{id}/sync/pull", tag = "sync",
     params(
-        ("id" = String, Path, description = "Project id"),
-        ("after_server_seq" = Option<i64>, Query, description = "Cursor: events after this seq (default 0)"),
-        ("limit" = Option<i64>, Query, description = "Page size, 1..10000 (default 1000; larger is capped)"),
+        ("id" = ProjectIdSchema, Path, description = "Project id"),
+        ("after_server_seq" = Option<i64>, Query, description = "Cursor: events after this seq (default 0; empty is the default)"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, at least 1 (default 1000, also when empty; above 10000 is capped to 10000)"),
         ("exclude_client" = Option<String>, Query, description = "td's autosync sends its device id here. Accepted and ignored: the caller's own events are always returned, so td re-applies them in server order and ends with the same values as every other replica"),
     ),
     responses(
         (status = 200, description = "A page of events in server order", body = PullResponse),
-        (status = 400, description = "A query parameter is not a number, or limit < 1", body = tdsync_protocol::wire::ErrorBody),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "A query parameter is not a 64-bit integer, or limit < 1", body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -85,17 +87,9 @@ pub async fn pull(
 }
 
 fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
-    let int = |name: &str| -> Result<Option<i64>, ApiError> {
-        match params.get(name).map(|v| v.trim()) {
-            None | Some("") => Ok(None),
-            Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))
-            }),
-        }
-    };
     Ok(PullQuery {
-        after_server_seq: int("after_server_seq")?.unwrap_or(0),
-        limit: int("limit")?,
+        after_server_seq: query_int(params, "after_server_seq")?.unwrap_or(0),
+        limit: query_int(params, "limit")?,
         exclude_client: params
             .get("exclude_client")
             .filter(|d| !d.is_empty())
@@ -106,11 +100,11 @@ fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
 /// `GET /v1/projects/{id}/sync/status`
 #[utoipa::path(
     get, path = "/v1/projects/{id}/sync/status", tag = "sync",
-    params(("id" = String, Path, description = "Project id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
     responses(
         (status = 200, description = "Event count, head seq and the head's server time", body = SyncStatus),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -130,11 +124,12 @@ pub async fn status(
 /// `GET /v1/projects/{id}/sync/snapshot`: a td database of the projection at the head.
 #[utoipa::path(
     get, path = "/v1/projects/{id}/sync/snapshot", tag = "sync",
-    params(("id" = String, Path, description = "Project id")),
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
     responses(
-        (status = 200, description = "A td schema-38 SQLite database; `X-Snapshot-Seq` is the last seq it contains", content_type = "application/x-sqlite3", body = Vec<u8>),
-        (status = 404, description = "No events yet (`no_events`): td falls back to a normal pull", body = tdsync_protocol::wire::ErrorBody),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 200, description = "A td schema-38 SQLite database", content_type = "application/x-sqlite3", body = Vec<u8>,
+            headers(("X-Snapshot-Seq" = i64, description = "The last seq the snapshot contains"))),
+        (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token, or no events yet (`no_events`: td falls back to a normal pull)", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -192,5 +187,16 @@ mod tests {
         assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(err.message.contains("after_server_seq"));
         assert!(q(&[("limit", "1.5")]).is_err());
+        // td's server's reading: empty is absent, anything but a plain integer is refused.
+        assert_eq!(
+            q(&[("limit", ""), ("after_server_seq", "")]).unwrap(),
+            q(&[]).unwrap()
+        );
+        assert!(q(&[("limit", " 5")]).is_err());
+        assert!(q(&[("after_server_seq", "9223372036854775808")]).is_err());
+        assert_eq!(
+            q(&[("after_server_seq", "-3")]).unwrap().after_server_seq,
+            -3
+        );
     }
 }

@@ -12,24 +12,39 @@ use serde::{Deserialize, Serialize};
 use tdsync_acl::{Action, Actor, MintRequest, ProjectBinding, ProjectId, Scopes, TokenRecord};
 use utoipa::ToSchema;
 
-use crate::{auth::Caller, error::ApiError, state::AppState};
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    openapi::schemas::{
+        DurationSchema, NameSchema, ProjectBindingSchema, ProjectIdSchema, ScopeSchema,
+        ScopesInputSchema, TokenIdSchema, TokenStateSchema,
+    },
+    state::AppState,
+};
 
 /// A mint request for a child of the calling token.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct MintBody {
     /// Comma list or array of scopes: `read`, `write`, `admin`, `mint` (⊆ the caller's).
+    #[schema(value_type = ScopesInputSchema)]
     pub scopes: ScopesInput,
-    /// Projects the child reaches (⊆ the caller's); absent: the caller's binding.
+    /// Projects the child reaches (⊆ the caller's, at least one); absent or null: the caller's
+    /// binding.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<ProjectIdSchema>>, min_items = 1)]
     pub projects: Option<Vec<String>>,
-    /// Lifetime like `30m`, `12h`, `7d` (≤ the caller's remaining life); absent: the caller's.
+    /// Lifetime (≤ the caller's remaining life); absent or null: the caller's.
     #[serde(default)]
+    #[schema(value_type = Option<DurationSchema>)]
     pub ttl: Option<String>,
+    /// A label for listings; absent or null: `child of <parent id>`.
     #[serde(default)]
+    #[schema(value_type = Option<NameSchema>)]
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// `scopes` as sent: a comma list or an array of them (the document's `ScopesInput`).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ScopesInput {
     List(Vec<String>),
@@ -41,16 +56,16 @@ pub enum ScopesInput {
 pub struct TokenView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = Vec<ScopeSchema>)]
     pub scopes: Vec<String>,
-    /// `"all"` or a list of project ids.
-    #[schema(value_type = Object)]
+    #[schema(value_type = ProjectBindingSchema)]
     pub projects: serde_json::Value,
     pub expires_at: Option<String>,
     pub parent: Option<String>,
     pub created_at: String,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
-    /// `active`, `expired` or `revoked`.
+    #[schema(value_type = TokenStateSchema)]
     pub state: String,
 }
 
@@ -60,8 +75,9 @@ pub struct MintedToken {
     pub id: String,
     /// Shown once; store it now.
     pub token: String,
+    #[schema(value_type = Vec<ScopeSchema>)]
     pub scopes: Vec<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = ProjectBindingSchema)]
     pub projects: serde_json::Value,
     pub expires_at: Option<String>,
 }
@@ -91,9 +107,10 @@ fn view(t: &TokenRecord, now: chrono::DateTime<chrono::Utc>) -> TokenView {
     request_body = MintBody,
     responses(
         (status = 201, description = "The new token, shown once", body = MintedToken),
-        (status = 400, description = "Malformed scopes, projects or ttl", body = tdsync_protocol::wire::ErrorBody),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody),
+        (status = 400, description = "Bad JSON, or scopes, projects, ttl or name the rules refuse", body = tdsync_protocol::wire::ErrorBody),
         (status = 403, description = "Not mint-capable, or the child would exceed its parent", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "A project in `projects` is not one of the tenant's", body = tdsync_protocol::wire::ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -147,8 +164,8 @@ pub async fn mint(
 #[utoipa::path(
     get, path = "/v1/tokens", tag = "tokens",
     responses(
-        (status = 200, body = Vec<TokenView>),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
+        (status = 200, description = "The tenant's tokens, revoked and expired ones too", body = Vec<TokenView>),
+        (status = 403, description = "The token may not manage tokens (needs admin)", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -165,11 +182,11 @@ pub async fn list(
 /// `DELETE /v1/tokens/{id}`: revokes a token of the caller's tenant and its children.
 #[utoipa::path(
     delete, path = "/v1/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "Token id (the part after `tds_`, before the secret)")),
+    params(("id" = TokenIdSchema, Path, description = "Token id (the part after `tds_`, before the secret)")),
     responses(
         (status = 204, description = "Revoked (with every token minted from it)"),
-        (status = 401, body = tdsync_protocol::wire::ErrorBody), (status = 403, body = tdsync_protocol::wire::ErrorBody),
-        (status = 404, body = tdsync_protocol::wire::ErrorBody),
+        (status = 403, description = "The token may not manage tokens (needs admin)", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such token for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -50,6 +50,10 @@ fn every_error_carries_both_envelopes() {
             "method_not_allowed",
         ),
         (s.pull(p, t, "limit=x"), 400, "bad_request"),
+        // A path parameter that is not UTF-8 once percent-decoded (the document's 400 on every
+        // route with one).
+        (s.get("/v1/projects/%FF/sync/status", t), 400, "bad_request"),
+        (s.delete("/v1/tokens/%C3", t), 400, "bad_request"),
         (
             s.with_body(
                 "POST",

@@ -77,3 +77,32 @@ fn every_route_is_documented_with_the_bearer_scheme() {
         "bearer"
     );
 }
+
+/// The limits the document states as literals are the server's own constants.
+#[test]
+fn the_documented_limits_are_the_servers() {
+    let s = TestServer::start();
+    let doc = s.send("GET", "/openapi.json", &[], None).expect(200);
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["PushRequest"]["properties"]["events"]["maxItems"],
+        tdsync_protocol::wire::MAX_PUSH_EVENTS
+    );
+    assert_eq!(
+        schemas["Duration"]["x-max-total-seconds"],
+        tdsync_acl::MAX_DURATION_SECONDS
+    );
+    // Every operation that takes a token says it may answer 401 and 503.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op.get("security").is_some() {
+                for status in ["401", "503"] {
+                    assert!(
+                        op["responses"].get(status).is_some(),
+                        "{method} {path} does not document {status}"
+                    );
+                }
+            }
+        }
+    }
+}

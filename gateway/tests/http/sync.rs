@@ -71,6 +71,36 @@ fn a_push_acks_new_events_and_answers_duplicates_with_their_original_seq() {
     assert_eq!((status.event_count, status.last_server_seq), (6, seq_b));
 }
 
+/// A client action id is a JSON integer, and `7.0` is the integer 7 in JSON (and in the API
+/// document's `type: integer`): it is read as 7, and a retry written `7` is its duplicate. A
+/// number with a fraction is refused and nothing is stored.
+#[test]
+fn a_client_action_id_written_with_a_zero_fraction_is_that_integer() {
+    let s = TestServer::start();
+    let team = s.team("acme");
+    let (p, t) = (team.project.as_str(), team.admin.token.as_str());
+    let whole = s.push(p, t, &push("dev-a", vec![create(7, "td-7", "seven")]));
+    let mut float = push("dev-a", vec![create(8, "td-8", "eight")]);
+    float["events"][0]["client_action_id"] = json!(8.0);
+    let reply = s.push(p, t, &float).expect(200);
+    assert_eq!(reply["acks"][0]["client_action_id"], json!(8), "{reply}");
+    let seq8 = ack_seq(&reply, 8);
+    assert!(seq8 > ack_seq(&whole.expect(200), 7));
+    let retry = s.push(p, t, &push("dev-a", vec![create(8, "td-8", "eight")]));
+    assert_eq!(
+        retry.expect(200)["rejected"],
+        json!([{"client_action_id": 8, "reason": "duplicate", "server_seq": seq8}])
+    );
+    let mut fraction = push("dev-a", vec![create(9, "td-9", "nine")]);
+    fraction["events"][0]["client_action_id"] = json!(9.5);
+    let refused = s.push(p, t, &fraction).error(400, "bad_request");
+    assert!(
+        refused.contains("client_action_id") || refused.contains("9.5"),
+        "{refused}"
+    );
+    assert_eq!(s.status(p, t).event_count, 2);
+}
+
 /// The server_seq acked for `caid` (the reply must ack it exactly once).
 fn ack_seq(reply: &serde_json::Value, caid: i64) -> i64 {
     let acks: Vec<i64> = reply["acks"]
@@ -458,10 +488,25 @@ fn pull_parameters_that_are_not_integers_are_400() {
         // At the head too (the gateway answers those from memory).
         ("after_server_seq=2&limit=0", "limit must be at least 1"),
         ("after_server_seq=99&limit=nope", "limit must be an integer"),
+        // A plain 64-bit integer, as td's server reads it: no padding, nothing out of range.
+        ("limit=%205", "limit must be an integer"),
+        (
+            "after_server_seq=1%20",
+            "after_server_seq must be an integer",
+        ),
+        (
+            "after_server_seq=9223372036854775808",
+            "after_server_seq must be an integer",
+        ),
     ] {
         let message = s.pull(p, t, query).error(400, "bad_request");
         assert!(message.contains(needle), "{query}: {message}");
     }
+    // An empty value is an absent one (td's server; the document's `allowEmptyValue`).
+    assert_eq!(
+        s.pull(p, t, "after_server_seq=&limit=").expect(200),
+        s.pull(p, t, "").expect(200)
+    );
 }
 
 #[test]

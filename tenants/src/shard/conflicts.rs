@@ -28,14 +28,14 @@ pub struct Conflict {
     pub entity_id: String,
     /// Columns whose unseen value was overwritten.
     pub fields: Vec<String>,
-    /// The row as it was before it was overwritten.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The row as it was before it was overwritten (null if it could not be read back).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub clobbered: Value,
     /// The event that last wrote the clobbered row (None if it predates tracking).
     pub clobbered_seq: Option<i64>,
     pub clobbered_device: Option<String>,
     /// The row after the winning write (null when the write deleted it).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub winner: Value,
     pub winning_seq: i64,
     pub winning_device: String,

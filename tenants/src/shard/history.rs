@@ -19,11 +19,13 @@ pub struct HistoryEntry {
     pub action_type: String,
     pub client_timestamp: String,
     pub server_timestamp: String,
-    /// The writer's image of the row before its change (`previous_data`).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The writer's image of the row before its change (`previous_data`; null when the payload
+    /// is not td's envelope).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub before: Value,
-    /// The writer's image after its change (`new_data`).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The writer's image after its change (`new_data`; null when the payload is not td's
+    /// envelope).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub after: Value,
     /// Why the projection did not apply this event, if it did not.
     pub skipped: Option<String>,
