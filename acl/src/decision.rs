@@ -8,6 +8,7 @@
 //! | `ListProjects`   | read         | the tenant (the list is filtered by the binding) | list projects   |
 //! | `CreateProject`  | write        | all projects (a list-bound token could not reach it) | create project |
 //! | `ManageMembers`  | admin        | the project must be bound               | members: owner           |
+//! | `ReadCursors`    | admin        | the project must be bound               | admin's "who is behind"  |
 //! | `ManageTokens`   | admin        | all projects (else it could mint its way out of its list) | —      |
 //! | `Admin`          | admin        | all projects                            | —                        |
 //! | `MintChild`      | mint         | the tenant (the child stays within the parent, see `mint`) | —     |
@@ -39,6 +40,7 @@ pub enum Action {
     ListProjects,
     ManageTokens,
     ManageMembers,
+    ReadCursors,
     MintChild,
     Admin,
 }
@@ -55,13 +57,14 @@ enum Reach {
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::ReadEvents,
         Action::PushEvents,
         Action::CreateProject,
         Action::ListProjects,
         Action::ManageTokens,
         Action::ManageMembers,
+        Action::ReadCursors,
         Action::MintChild,
         Action::Admin,
     ];
@@ -71,14 +74,19 @@ impl Action {
         match self {
             Action::ReadEvents | Action::ListProjects => Scope::Read,
             Action::PushEvents | Action::CreateProject => Scope::Write,
-            Action::ManageTokens | Action::ManageMembers | Action::Admin => Scope::Admin,
+            Action::ManageTokens | Action::ManageMembers | Action::ReadCursors | Action::Admin => {
+                Scope::Admin
+            }
             Action::MintChild => Scope::Mint,
         }
     }
 
     fn reach(self) -> Reach {
         match self {
-            Action::ReadEvents | Action::PushEvents | Action::ManageMembers => Reach::Project,
+            Action::ReadEvents
+            | Action::PushEvents
+            | Action::ManageMembers
+            | Action::ReadCursors => Reach::Project,
             Action::ListProjects | Action::MintChild => Reach::Tenant,
             Action::CreateProject | Action::ManageTokens | Action::Admin => Reach::AllProjects,
         }
@@ -92,6 +100,7 @@ impl Action {
             Action::ListProjects => "list projects",
             Action::ManageTokens => "manage tokens",
             Action::ManageMembers => "manage members",
+            Action::ReadCursors => "read device cursors",
             Action::MintChild => "mint child tokens",
             Action::Admin => "administer the tenant",
         }

@@ -153,15 +153,35 @@ impl Metrics {
             "# HELP tdsync_known_projects Projects whose head is held in memory.\n# TYPE tdsync_known_projects gauge\ntdsync_known_projects {}",
             store.known_projects
         );
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_live_subscribers SSE streams and long-polls waiting in this process.\n# TYPE tdsync_live_subscribers gauge\ntdsync_live_subscribers {}",
+            store.live.subscribers
+        );
+        if let Some(up) = store.live.shared_up {
+            let _ = writeln!(
+                out,
+                "# HELP tdsync_live_shared_up Whether the shared live backend ({}) answered its last call.\n# TYPE tdsync_live_shared_up gauge\ntdsync_live_shared_up {}",
+                store.live.backend,
+                u8::from(up)
+            );
+        }
+        counter(
+            &mut out,
+            "tdsync_live_shared_failures_total",
+            "Calls to the shared live backend that failed (answered from this process's state).",
+            store.live.shared_failures,
+        );
         out
     }
 }
 
-/// What the store reports at scrape time.
-#[derive(Debug, Clone, Copy)]
+/// What the store and the live layer report at scrape time.
+#[derive(Debug, Clone)]
 pub struct StoreGauges {
     pub open_shards: usize,
     pub known_projects: usize,
+    pub live: tdsync_live::LiveHealth,
 }
 
 fn escape(label: &str) -> String {
@@ -195,6 +215,12 @@ mod tests {
         let text = m.render(StoreGauges {
             open_shards: 2,
             known_projects: 40,
+            live: tdsync_live::LiveHealth {
+                backend: "redis",
+                shared_up: Some(false),
+                shared_failures: 3,
+                subscribers: 7,
+            },
         });
         assert!(text.contains(r#"tdsync_http_requests_total{route="/v1/projects/{id}/sync/pull",method="GET",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"le="0.0001"} 1"#));
@@ -203,5 +229,8 @@ mod tests {
         assert!(text.contains("tdsync_pulls_total 1"));
         assert!(text.contains("tdsync_open_shards 2"));
         assert!(text.contains("tdsync_known_projects 40"));
+        assert!(text.contains("tdsync_live_subscribers 7"));
+        assert!(text.contains("tdsync_live_shared_up 0"));
+        assert!(text.contains("tdsync_live_shared_failures_total 3"));
     }
 }

@@ -23,7 +23,7 @@ use utoipa::{
     },
 };
 
-use crate::routes::{members, meta, projects, recovery, sync, tokens};
+use crate::routes::{events, members, meta, projects, recovery, sync, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,7 +35,8 @@ use crate::routes::{members, meta, projects, recovery, sync, tokens};
     paths(
         meta::health, meta::metrics, meta::openapi,
         projects::create, projects::list, projects::get,
-        sync::push, sync::pull, sync::status, sync::snapshot,
+        sync::push, sync::pull, sync::status, sync::snapshot, sync::cursors,
+        events::stream_events,
         members::list, members::invite, members::set_role, members::remove,
         recovery::conflicts, recovery::restore, recovery::history,
         tokens::mint, tokens::list, tokens::revoke,
@@ -45,7 +46,7 @@ use crate::routes::{members, meta, projects, recovery, sync, tokens};
         schemas::ProjectIdSchema, schemas::TokenIdSchema, schemas::NameSchema,
         schemas::DescriptionSchema, schemas::ScopeSchema, schemas::ScopesInputSchema,
         schemas::DurationSchema, schemas::ProjectBindingSchema, schemas::RoleSchema,
-        schemas::TokenStateSchema,
+        schemas::TokenStateSchema, events::ProjectEvent, events::ChangeEvent,
     )),
     modifiers(&BearerAuth, &CommonAnswers),
     tags(

@@ -40,7 +40,8 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         .await
         .with_context(|| format!("opening the control plane {url}"))?;
     let acl = Acl::new(store, AclConfig::default());
-    Ok(AppState::new(tenants, Arc::new(acl)))
+    let live = Arc::new(tdsync_live::Live::in_process());
+    Ok(AppState::new(tenants, Arc::new(acl), live))
 }
 
 /// The application: duplicate slashes are collapsed before routing (so this wraps the router

@@ -1,8 +1,10 @@
-//! What every request handler can reach: the shard store, the control plane and the metrics.
+//! What every request handler can reach: the shard store, the control plane, the live layer and
+//! the metrics.
 
 use std::sync::Arc;
 
 use tdsync_acl::Acl;
+use tdsync_live::Live;
 use tdsync_tenants::Tenants;
 
 use crate::{error::ApiError, metrics::Metrics};
@@ -14,16 +16,23 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     tenants: Tenants,
     acl: Arc<Acl>,
+    live: Arc<Live>,
     metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(tenants: Tenants, acl: Arc<Acl>) -> AppState {
+    pub fn new(tenants: Tenants, acl: Arc<Acl>, live: Arc<Live>) -> AppState {
         AppState(Arc::new(Inner {
             tenants,
             acl,
+            live,
             metrics: Metrics::default(),
         }))
+    }
+
+    /// The live layer: change fan-out, poll advice, cursors, rate limits.
+    pub fn live(&self) -> &Arc<Live> {
+        &self.0.live
     }
 
     pub fn tenants(&self) -> &Tenants {

@@ -88,16 +88,19 @@ fn oracle(
     let needed = match action {
         Action::ReadEvents | Action::ListProjects => Scope::Read,
         Action::PushEvents | Action::CreateProject => Scope::Write,
-        Action::ManageTokens | Action::ManageMembers | Action::Admin => Scope::Admin,
+        Action::ManageTokens | Action::ManageMembers | Action::ReadCursors | Action::Admin => {
+            Scope::Admin
+        }
         Action::MintChild => Scope::Mint,
     };
     let bound = |p: &str| case.binding == Binding::All || p == "p1";
     let allowed = own_tenant
         && has(needed)
         && match action {
-            Action::ReadEvents | Action::PushEvents | Action::ManageMembers => {
-                project.is_some_and(bound)
-            }
+            Action::ReadEvents
+            | Action::PushEvents
+            | Action::ManageMembers
+            | Action::ReadCursors => project.is_some_and(bound),
             Action::CreateProject | Action::ManageTokens | Action::Admin => {
                 case.binding == Binding::All
             }
@@ -306,7 +309,7 @@ async fn every_combination_decides_as_the_rules_say(t: TestStore) {
             }
         }
     }
-    assert_eq!(checked, 450 * 8 * 10);
+    assert_eq!(checked, 450 * 9 * 10);
     assert!(
         allowed > 500 && allowed_on_tokens > 100,
         "the table is not all refusals: {allowed} allowed, {allowed_on_tokens} on tokens"

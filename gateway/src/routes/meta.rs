@@ -18,6 +18,10 @@ pub struct Health {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Where live state (heads, cursors, rate limits, wake-ups) is kept: `in-process`, or the
+    /// shared backend and whether it answers (`redis: up`; `redis: down, serving from this
+    /// process's state`). The service is up either way.
+    pub live: String,
 }
 
 #[derive(ToSchema)]
@@ -32,10 +36,17 @@ enum HealthStatus {
 #[utoipa::path(get, path = "/healthz", tag = "service",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Response {
+    let live = state.live().health();
+    let live = match live.shared_up {
+        None => live.backend.to_string(),
+        Some(true) => format!("{}: up", live.backend),
+        Some(false) => format!("{}: down, serving from this process's state", live.backend),
+    };
     match state.acl().store_health().await {
         Ok(()) => Json(Health {
             status: "ok".into(),
             detail: None,
+            live,
         })
         .into_response(),
         Err(e) => (
@@ -43,6 +54,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
             Json(Health {
                 status: "error".into(),
                 detail: Some(format!("control plane unreachable: {e}")),
+                live,
             }),
         )
             .into_response(),
@@ -57,6 +69,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.metrics().render(crate::metrics::StoreGauges {
         open_shards: tenants.open_shards(),
         known_projects: tenants.known_projects(),
+        live: state.live().health(),
     });
     (
         [(

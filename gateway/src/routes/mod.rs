@@ -1,5 +1,7 @@
 //! The route table: td's v1 routes, tdsync's extensions, and the service routes.
 
+pub mod events;
+mod live;
 pub mod members;
 pub mod meta;
 pub mod projects;
@@ -45,6 +47,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/projects/{id}/sync/pull", get(sync::pull))
         .route("/v1/projects/{id}/sync/status", get(sync::status))
         .route("/v1/projects/{id}/sync/snapshot", get(sync::snapshot))
+        .route("/v1/projects/{id}/sync/cursors", get(sync::cursors))
+        .route("/v1/projects/{id}/events", get(events::stream_events))
         .route(
             "/v1/projects/{id}/members",
             get(members::list).post(members::invite),

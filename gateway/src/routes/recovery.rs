@@ -91,7 +91,12 @@ pub async fn restore(
     let cid: i64 = cid.parse().map_err(|_| {
         ApiError::bad_request(format!("conflict id must be an integer, got {cid:?}"))
     })?;
-    Ok(Json(blocking(move || project.restore_conflict(cid)).await?))
+    let restored = {
+        let project = project.clone();
+        blocking(move || project.restore_conflict(cid)).await?
+    };
+    super::live::restored(&state, &project, &restored);
+    Ok(Json(restored))
 }
 
 /// An entity's history, and optionally its state as of a seq.

@@ -15,7 +15,7 @@ use tdsync_protocol::wire::{
     PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus, error_code,
 };
 
-use super::query_int;
+use super::{live, query_int};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -47,8 +47,13 @@ pub async fn push(
     let project = state.project(&caller, &id, Action::PushEvents).await?.shard;
     let request: PushRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
-    let response = blocking(move || project.push(&request)).await?;
+    let request = std::sync::Arc::new(request);
+    let response = {
+        let (project, request) = (project.clone(), request.clone());
+        blocking(move || project.push(&request)).await?
+    };
     state.metrics().pushed(response.accepted.max(0) as u64);
+    live::pushed(&state, &project, &request, &response);
     Ok(Json(response))
 }
 
@@ -59,11 +64,16 @@ pub async fn push(
         ("id" = ProjectIdSchema, Path, description = "Project id"),
         ("after_server_seq" = Option<i64>, Query, description = "Cursor: events after this seq (default 0; empty is the default)"),
         ("limit" = Option<i64>, Query, minimum = 1, description = "Page size, at least 1 (default 1000, also when empty; above 10000 is capped to 10000)"),
-        ("exclude_client" = Option<String>, Query, description = "td's autosync sends its device id here. Accepted and ignored: the caller's own events are always returned, so td re-applies them in server order and ends with the same values as every other replica"),
+        ("exclude_client" = Option<String>, Query, description = "td's autosync sends its device id here. Accepted and ignored for the answer: the caller's own events are always returned, so td re-applies them in server order and ends with the same values as every other replica. Recorded as that device's cursor (`sync/cursors`)"),
+        ("wait" = Option<i64>, Query, minimum = 0, description = "A tdsync extension td ignores: at the head, hold the request until new events arrive or this many seconds pass (at most 25; more is held for 25), then answer as a normal pull. Absent, empty or 0 answers at once"),
     ),
     responses(
-        (status = 200, description = "A page of events in server order", body = PullResponse),
-        (status = 400, description = "A query parameter is not a 64-bit integer, or limit < 1", body = tdsync_protocol::wire::ErrorBody),
+        (status = 200, description = "A page of events in server order", body = PullResponse,
+            headers(
+                ("X-Tdsync-Long-Poll" = i64, description = "The longest `wait` this server holds a pull for, in seconds (its offer of long polls)"),
+                ("X-Poll-Interval" = i64, description = "On an empty page (at the head): seconds until it is worth asking again — about 1 while the project is busy, up to 15 when it is idle"),
+            )),
+        (status = 400, description = "A query parameter is not a 64-bit integer, limit < 1, or wait < 0", body = tdsync_protocol::wire::ErrorBody),
         (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
         (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
@@ -74,16 +84,46 @@ pub async fn pull(
     caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<PullResponse>, ApiError> {
+) -> Result<(HeaderMap, Json<PullResponse>), ApiError> {
     let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let query = pull_query(&params)?;
-    // At the head the answer is known without touching SQLite or leaving this worker.
-    let page = match project.pull_cached(&query)? {
-        Some(page) => page,
-        None => blocking(move || project.pull(&query)).await?,
-    };
+    let wait = live::wait_param(&params)?;
+    let mut page = page(&project, &query).await?;
+    if page.events.is_empty() && !wait.is_zero() {
+        // Subscribed before looking again, so a push in between is not missed.
+        let mut changes = state.live().subscribe(&live::key(&project));
+        page = self::page(&project, &query).await?;
+        if page.events.is_empty() {
+            let deadline = std::time::Instant::now() + wait;
+            tdsync_live::Live::wait_past(&mut changes, query.after_server_seq, deadline).await;
+            page = self::page(&project, &query).await?;
+        }
+    }
     state.metrics().pulled(page.events.len() as u64);
-    Ok(Json(page))
+    if let Some(device) = &query.exclude_client {
+        state
+            .live()
+            .record_cursor(&live::key(&project), device, page.last_server_seq);
+    }
+    let mut headers = live::long_poll_offer();
+    if page.events.is_empty() {
+        live::poll_advice(&mut headers, project.status_cached());
+    }
+    Ok((headers, Json(page)))
+}
+
+/// A pull page: from memory at the head (without leaving this worker), else from the shard.
+async fn page(
+    project: &tdsync_tenants::Project,
+    query: &PullQuery,
+) -> Result<PullResponse, ApiError> {
+    match project.pull_cached(query)? {
+        Some(page) => Ok(page),
+        None => {
+            let (project, query) = (project.clone(), query.clone());
+            blocking(move || project.pull(&query)).await
+        }
+    }
 }
 
 fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
@@ -102,7 +142,8 @@ fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
     get, path = "/v1/projects/{id}/sync/status", tag = "sync",
     params(("id" = ProjectIdSchema, Path, description = "Project id")),
     responses(
-        (status = 200, description = "Event count, head seq and the head's server time", body = SyncStatus),
+        (status = 200, description = "Event count, head seq and the head's server time", body = SyncStatus,
+            headers(("X-Poll-Interval" = i64, description = "Seconds until it is worth asking again: about 1 while the project is busy, up to 15 when it is idle"))),
         (status = 403, description = "The token may not read", body = tdsync_protocol::wire::ErrorBody),
         (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
     ),
@@ -112,13 +153,15 @@ pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<SyncStatus>, ApiError> {
+) -> Result<(HeaderMap, Json<SyncStatus>), ApiError> {
     let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     let status = match project.status_cached() {
         Some(status) => status,
         None => blocking(move || project.status()).await?,
     };
-    Ok(Json(status))
+    let mut headers = HeaderMap::new();
+    live::poll_advice(&mut headers, Some(status.clone()));
+    Ok((headers, Json(status)))
 }
 
 /// `GET /v1/projects/{id}/sync/snapshot`: a td database of the projection at the head.
@@ -199,4 +242,68 @@ mod tests {
             -3
         );
     }
+}
+
+/// Where one device is in a project's log.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DeviceCursor {
+    pub device_id: String,
+    /// The highest seq the device pulled up to (with `exclude_client`, as td's autosync sends
+    /// it) or was answered for a push.
+    pub last_seq: i64,
+    /// RFC 3339, UTC.
+    pub last_seen: String,
+    /// Events of the log past `last_seq`.
+    pub behind: i64,
+}
+
+/// Who is behind: every device seen pulling or pushing, with the project's head.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Cursors {
+    pub head: i64,
+    pub devices: Vec<DeviceCursor>,
+}
+
+/// `GET /v1/projects/{id}/sync/cursors`: where each device is (admin scope).
+#[utoipa::path(
+    get, path = "/v1/projects/{id}/sync/cursors", tag = "sync",
+    params(("id" = ProjectIdSchema, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "Each device seen since the server started (with Redis: by any process), by device id", body = Cursors),
+        (status = 403, description = "The token is not an admin of the project", body = tdsync_protocol::wire::ErrorBody),
+        (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cursors(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Cursors>, ApiError> {
+    let project = state
+        .project(&caller, &id, Action::ReadCursors)
+        .await?
+        .shard;
+    let head = match project.status_cached() {
+        Some(status) => status.last_server_seq,
+        None => {
+            let project = project.clone();
+            blocking(move || project.status()).await?.last_server_seq
+        }
+    };
+    let devices = state
+        .live()
+        .cursors(&live::key(&project))
+        .await
+        .into_iter()
+        .map(|c| DeviceCursor {
+            behind: (head - c.last_seq).max(0),
+            device_id: c.device_id,
+            last_seq: c.last_seq,
+            last_seen: c
+                .last_seen
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+        .collect();
+    Ok(Json(Cursors { head, devices }))
 }

@@ -13,7 +13,10 @@ use crate::{
 fn healthz_answers_ok_without_a_token() {
     let s = TestServer::start();
     let reply = s.send("GET", "/healthz", &[], None);
-    assert_eq!(reply.expect(200), json!({"status": "ok"}));
+    assert_eq!(
+        reply.expect(200),
+        json!({"status": "ok", "live": "in-process"})
+    );
     assert_eq!(reply.header("content-type"), Some("application/json"));
 }
 

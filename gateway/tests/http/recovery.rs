@@ -93,7 +93,8 @@ fn a_clobbered_value_is_listed_with_both_versions_and_restored_by_an_event() {
     let restored = s.post(&restore, t, &json!({})).expect(200);
     assert_eq!(
         restored,
-        json!({"conflict_id": cid, "server_seq": 4, "action_type": "update"})
+        json!({"conflict_id": cid, "server_seq": 4, "action_type": "update",
+               "entity_type": "issues", "entity_id": "td-1"})
     );
     // The restore is an event every client pulls.
     let page = s.pull(p, t, "after_server_seq=3").expect(200);

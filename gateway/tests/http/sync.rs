@@ -545,7 +545,7 @@ fn duplicate_slashes_are_tolerated() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(
         s.send("GET", "//healthz", &[], None).expect(200),
-        json!({"status": "ok"})
+        json!({"status": "ok", "live": "in-process"})
     );
     let pushed = s.post(
         &format!("//v1/projects/{p}//sync/push"),

@@ -61,6 +61,9 @@ pub struct Restored {
     pub conflict_id: i64,
     pub server_seq: i64,
     pub action_type: String,
+    /// The restored entity (canonical type name and id).
+    pub entity_type: String,
+    pub entity_id: String,
 }
 
 const COLUMNS: &str = "id, entity_type, entity_id, fields, clobbered_row, clobbered_seq, \
@@ -196,6 +199,8 @@ impl Shard {
                     conflict_id: id,
                     server_seq: seq,
                     action_type: action.as_str().to_string(),
+                    entity_type: entity.as_str().to_string(),
+                    entity_id: conflict.entity_id.clone(),
                 },
                 Some(head),
             ))

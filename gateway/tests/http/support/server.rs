@@ -88,7 +88,11 @@ impl TestServer {
         let clock = ManualClock::new(t0());
         let store = runtime.block_on(open_store(&control_plane));
         let acl = Arc::new(Acl::new(store, fast()).with_clock(clock.clone()));
-        let state = AppState::new(tenants.clone(), acl.clone());
+        let state = AppState::new(
+            tenants.clone(),
+            acl.clone(),
+            Arc::new(tdsync_live::Live::in_process()),
+        );
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();

@@ -1,0 +1,270 @@
+//! [`Live`]: the layer the gateway calls. Everything on the request path is in memory; what is
+//! shared with other processes travels in the background ([`Live::spawn_sync`]) or right after
+//! a change commits ([`Live::publish`]).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use parking_lot::Mutex;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{
+    change::{Change, ProjectKey},
+    cursors::{Cursor, LocalCursors},
+    hub::{Hubs, Subscription},
+    limits::{Admission, LocalLimiter, Rate},
+    shared::{Deliver, SharedError, SharedState},
+};
+
+/// How long a long-poll may wait at most (`wait=` is clamped to it).
+pub const MAX_WAIT: Duration = Duration::from_secs(25);
+
+/// What `/healthz` and `/metrics` say of the live layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveHealth {
+    /// `in-process`, or the shared backend's name.
+    pub backend: &'static str,
+    /// With a shared backend: whether its last call succeeded.
+    pub shared_up: Option<bool>,
+    /// Shared-backend calls that failed (and fell back to in-process state).
+    pub shared_failures: u64,
+    /// Subscribers in this process (SSE streams and long-polls).
+    pub subscribers: usize,
+}
+
+pub struct Live {
+    hubs: Arc<Hubs>,
+    cursors: LocalCursors,
+    limiter: LocalLimiter,
+    shared: Option<Arc<dyn SharedState>>,
+    /// Cursors recorded since the last sync, for the shared backend.
+    dirty: Mutex<HashMap<(ProjectKey, String), Cursor>>,
+    /// Requests per bucket since the last sync, with the bucket's rate.
+    counted: Mutex<HashMap<String, (u64, Rate)>>,
+    /// Buckets over their per-minute rate across every process, with the window (minute) in
+    /// which they are.
+    over: Mutex<HashMap<String, u64>>,
+    degraded: AtomicBool,
+    failures: AtomicU64,
+}
+
+impl Live {
+    /// Everything in this process.
+    pub fn in_process() -> Live {
+        Live {
+            hubs: Arc::new(Hubs::default()),
+            cursors: LocalCursors::default(),
+            limiter: LocalLimiter::default(),
+            shared: None,
+            dirty: Mutex::default(),
+            counted: Mutex::default(),
+            over: Mutex::default(),
+            degraded: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Shared with every process on `shared`; its changes reach this process's subscribers.
+    /// Start [`Live::spawn_sync`] too.
+    pub fn with_shared(shared: Arc<dyn SharedState>) -> Live {
+        let mut live = Live::in_process();
+        let hubs = live.hubs.clone();
+        let deliver: Deliver = Arc::new(move |key, change| {
+            hubs.deliver(&key, Arc::new(change));
+        });
+        shared.listen(deliver);
+        live.shared = Some(shared);
+        live
+    }
+
+    /// Changes to `key` from now on (an SSE stream, a long-poll).
+    pub fn subscribe(&self, key: &ProjectKey) -> Subscription {
+        self.hubs.subscribe(key)
+    }
+
+    /// Fans a committed change out: to this process's subscribers at once, then to other
+    /// processes through the shared backend.
+    pub async fn publish(&self, key: &ProjectKey, change: Change) {
+        let change = Arc::new(change);
+        self.hubs.deliver(key, change.clone());
+        if let Some(shared) = &self.shared {
+            let outcome = shared.publish(key, &change).await;
+            self.note(outcome);
+        }
+    }
+
+    /// Waits on `subscription` until a change moves the head past `after`, or `deadline`.
+    /// Returns whether one did (a lagged subscription counts: something happened).
+    pub async fn wait_past(subscription: &mut Subscription, after: i64, deadline: Instant) -> bool {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, subscription.recv()).await {
+                Err(_) => return false,
+                Ok(Ok(change)) if change.head > after => return true,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => return true,
+                Ok(Err(RecvError::Closed)) => return false,
+            }
+        }
+    }
+
+    /// Notes where `device` is in `key`'s log (in memory; shared at the next sync).
+    pub fn record_cursor(&self, key: &ProjectKey, device: &str, seq: i64) {
+        let cursor = Cursor {
+            device_id: device.to_string(),
+            last_seq: seq,
+            last_seen: Utc::now(),
+        };
+        self.cursors.record(key, &cursor);
+        if self.shared.is_some() {
+            let mut dirty = self.dirty.lock();
+            match dirty.get_mut(&(key.clone(), cursor.device_id.clone())) {
+                Some(known) => known.merge(&cursor),
+                None => {
+                    dirty.insert((key.clone(), cursor.device_id.clone()), cursor);
+                }
+            }
+        }
+    }
+
+    /// Every device of `key`: as all processes recorded them, or, while the shared backend is
+    /// down, as this one did.
+    pub async fn cursors(&self, key: &ProjectKey) -> Vec<Cursor> {
+        let mine = self.cursors.list(key);
+        let Some(shared) = &self.shared else {
+            return mine;
+        };
+        let Some(mut all) = self.note(shared.cursors(key).await) else {
+            return mine;
+        };
+        // This process's own view may be newer than what reached the backend.
+        for cursor in mine {
+            match all.iter_mut().find(|c| c.device_id == cursor.device_id) {
+                Some(c) => c.merge(&cursor),
+                None => all.push(cursor),
+            }
+        }
+        all.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        all
+    }
+
+    /// Counts one request against `bucket` (no I/O): refused when this process's bucket is
+    /// empty, or — with a shared backend — when every process together went over `rate` in
+    /// this minute.
+    pub fn admit(&self, bucket: &str, rate: Rate) -> Admission {
+        if self.shared.is_some() {
+            let (minute, into) = minute_now();
+            if self.over.lock().get(bucket) == Some(&minute) {
+                return Admission::Refused {
+                    retry_after: Duration::from_secs(60 - into),
+                };
+            }
+            let mut counted = self.counted.lock();
+            let entry = counted.entry(bucket.to_string()).or_insert((0, rate));
+            entry.0 += 1;
+            entry.1 = rate;
+        }
+        self.limiter.admit(bucket, rate, Instant::now())
+    }
+
+    /// Exchanges what is shared (cursors, rate counts) with the backend every `every`, until
+    /// the layer is dropped. Without a shared backend it does nothing.
+    pub fn spawn_sync(self: &Arc<Self>, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+        self.shared.as_ref()?;
+        let weak: Weak<Live> = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(live) = weak.upgrade() else { return };
+                live.sync_once().await;
+            }
+        }))
+    }
+
+    /// One exchange with the shared backend (what [`Live::spawn_sync`] runs).
+    pub async fn sync_once(&self) {
+        let Some(shared) = &self.shared else { return };
+        let batch: Vec<(ProjectKey, Cursor)> = self
+            .dirty
+            .lock()
+            .drain()
+            .map(|((key, _), cursor)| (key, cursor))
+            .collect();
+        if !batch.is_empty() {
+            let outcome = shared.record_cursors(&batch).await;
+            self.note(outcome);
+        }
+        let counted: Vec<(String, u64, Rate)> = self
+            .counted
+            .lock()
+            .drain()
+            .map(|(bucket, (n, rate))| (bucket, n, rate))
+            .collect();
+        if counted.is_empty() {
+            return;
+        }
+        let (minute, _) = minute_now();
+        let deltas: Vec<(String, u64)> = counted.iter().map(|(b, n, _)| (b.clone(), *n)).collect();
+        if let Some(totals) = self.note(shared.add_counts(minute, &deltas).await) {
+            let mut over = self.over.lock();
+            over.retain(|_, window| *window == minute);
+            for ((bucket, _, rate), total) in counted.into_iter().zip(totals) {
+                if total > u64::from(rate.per_minute) {
+                    over.insert(bucket, minute);
+                }
+            }
+        }
+    }
+
+    pub fn health(&self) -> LiveHealth {
+        LiveHealth {
+            backend: self.shared.as_ref().map_or("in-process", |s| s.name()),
+            shared_up: self
+                .shared
+                .as_ref()
+                .map(|_| !self.degraded.load(Ordering::Relaxed)),
+            shared_failures: self.failures.load(Ordering::Relaxed),
+            subscribers: self.hubs.subscribers(),
+        }
+    }
+
+    /// Records how a shared call went: the first failure after success is logged, as is the
+    /// first success after failures.
+    fn note<T>(&self, outcome: Result<T, SharedError>) -> Option<T> {
+        match outcome {
+            Ok(value) => {
+                if self.degraded.swap(false, Ordering::AcqRel) {
+                    tracing::info!(
+                        "shared live state reachable again: back to shared heads, cursors and limits"
+                    );
+                }
+                Some(value)
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                if !self.degraded.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "shared live state unreachable: using this process's own until it returns");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The current rate-limit window (minutes since the epoch) and the seconds into it.
+fn minute_now() -> (u64, u64) {
+    let secs = Utc::now().timestamp().max(0) as u64;
+    (secs / 60, secs % 60)
+}
