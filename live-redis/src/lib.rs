@@ -165,10 +165,6 @@ impl RedisShared {
         })
     }
 
-    pub fn config(&self) -> &RedisConfig {
-        &self.config
-    }
-
     fn key(&self, rest: &str) -> String {
         format!("{}{rest}", self.config.prefix)
     }
