@@ -6,6 +6,7 @@
 #   source infra/services.sh
 #   trap services_cleanup EXIT
 #   ensure_postgres            # exports TDSYNC_TEST_POSTGRES_URL
+#   ensure_redis               # exports TDSYNC_TEST_REDIS_URL and TDSYNC_REDIS_SERVER
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
 #   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
 #
@@ -120,6 +121,67 @@ stop_postgres() {
     fi
     rm -rf "$PG_DIR"
     PG_DIR=
+}
+
+# --- Redis -------------------------------------------------------------------------------------
+
+# Starts a throwaway redis-server (Debian's redis-server package, installed only when absent) on
+# a free loopback port, in a temp dir, with no persistence (it holds only what the live layer can
+# derive again), and exports TDSYNC_TEST_REDIS_URL=redis://127.0.0.1:PORT and
+# TDSYNC_REDIS_SERVER (the binary: tests that kill and restart Redis start their own). An already
+# exported TDSYNC_TEST_REDIS_URL is used as it is.
+ensure_redis() {
+    if [ -n "${TDSYNC_TEST_REDIS_URL:-}" ]; then
+        services_log "Redis: using TDSYNC_TEST_REDIS_URL from the environment"
+        return 0
+    fi
+    if ! command -v redis-server >/dev/null 2>&1; then
+        services_log "Redis not installed: installing Debian's redis-server package"
+        services_as_root apt-get update -qq
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        command -v redis-server >/dev/null 2>&1 || {
+            echo "redis-server not found after installing redis-server" >&2
+            return 1
+        }
+    fi
+    export TDSYNC_REDIS_SERVER
+    TDSYNC_REDIS_SERVER=$(command -v redis-server)
+    REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdsync-redis.XXXXXX")
+    services_on_exit stop_redis
+    local port attempt _
+    for attempt in 1 2 3; do
+        port=$(services_free_port) || return 1
+        "$TDSYNC_REDIS_SERVER" --bind 127.0.0.1 --port "$port" --dir "$REDIS_DIR" \
+            --save "" --appendonly no --daemonize yes --pidfile "$REDIS_DIR/redis.pid" \
+            --logfile "$REDIS_DIR/redis.log" || true
+        for _ in $(seq 1 100); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                export TDSYNC_TEST_REDIS_URL="redis://127.0.0.1:$port"
+                services_log "Redis $("$TDSYNC_REDIS_SERVER" --version | awk '{print $3}' | sed 's/^v=//') on 127.0.0.1:$port (in $REDIS_DIR)"
+                return 0
+            fi
+            sleep 0.1
+        done
+        services_log "Redis did not start on port $port (attempt $attempt); retrying"
+    done
+    cat "$REDIS_DIR/redis.log" >&2
+    return 1
+}
+
+stop_redis() {
+    [ -n "${REDIS_DIR:-}" ] || return 0
+    local pid _
+    if [ -f "$REDIS_DIR/redis.pid" ]; then
+        pid=$(cat "$REDIS_DIR/redis.pid")
+        kill "$pid" 2>/dev/null || true
+        # Gone before its directory is: it writes its log until it exits.
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -rf "$REDIS_DIR"
+    REDIS_DIR=
 }
 
 # --- Chromium (the dashboard test renders the harness page in it) ------------------------------

@@ -13,6 +13,8 @@ source infra/contract-fuzz.sh
 trap services_cleanup EXIT
 step "services: PostgreSQL (control-plane tests)"
 ensure_postgres
+step "services: Redis (the shared live state's tests)"
+ensure_redis
 step "tools: headless Chromium (harness dashboard test)"
 ensure_chromium
 step "tools: td $TD_VERSION (the interop suite, td_golden, td_writer_vs_td)"

@@ -12,6 +12,7 @@ mod http;
 mod many;
 mod pull;
 mod push;
+mod redis_head;
 mod report;
 mod snapshot;
 mod target;
@@ -53,6 +54,7 @@ v1 API: tdsync, or td's own td-sync), creating the projects it needs with POST /
 Examples:
   tdsync bench
   tdsync bench --only pull-head --pollers 64 --duration 5
+  tdsync bench --only pull-head --redis redis://127.0.0.1:6379
   tdsync bench --only many-projects --projects 10000 --pollers 16
   tdsync bench --url http://127.0.0.1:8080 --token tds_… --json";
 
@@ -120,6 +122,11 @@ pub struct BenchArgs {
     /// Print the figures as one JSON document on stdout (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// With pull-head: also measure it on a second in-process tdsync whose live state is in
+    /// this Redis, next to the in-process figure in the same run (keys under a prefix of the
+    /// run's own).
+    #[arg(long, value_name = "URL", conflicts_with = "url")]
+    pub redis: Option<tdsync_live_redis::RedisUrl>,
 }
 
 /// What every measurement uses.
@@ -295,6 +302,9 @@ async fn measure(
             }
         };
         figures.push(pull::head(&ctx, &project).await?);
+        if let Some(redis) = &args.redis {
+            figures.push(redis_head::run(&ctx, redis, &project).await?);
+        }
     }
     if let Some(seeded) = &seeded {
         if want(Measurement::PullPage) {

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::http::Conn;
 use tdsync_gateway::configuration::{Durability, Settings};
+use tdsync_live_redis::RedisConfig;
 
 /// A tdsync server on its own runtime (its own worker threads, as a separate process would have),
 /// serving a temporary data directory. Stopped cleanly by [`InProcess::stop`].
@@ -28,6 +29,11 @@ pub struct InProcess {
 
 impl InProcess {
     pub fn start() -> anyhow::Result<InProcess> {
+        InProcess::start_with(None)
+    }
+
+    /// Like [`InProcess::start`], its live state shared through Redis when `redis` is given.
+    pub fn start_with(redis: Option<RedisConfig>) -> anyhow::Result<InProcess> {
         let dir = tempfile::Builder::new()
             .prefix("tdsync-bench-")
             .tempdir()
@@ -43,6 +49,7 @@ impl InProcess {
             control_plane: None,
             max_open_shards: tdsync_tenants::TenantsConfig::DEFAULT_MAX_OPEN_SHARDS,
             durability: Durability::Normal,
+            redis,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

@@ -58,6 +58,25 @@ fn push_spread_over_projects_and_pull_at_the_head_are_measured_with_baselines() 
 }
 
 #[test]
+fn pull_at_the_head_with_redis_is_measured_next_to_in_process() {
+    let Some(url) = tdsync_live_redis::testing::redis_url("bench pull-head --redis") else {
+        return;
+    };
+    let doc = bench(&["--only", "pull-head", "--pollers", "2", "--redis", &url]);
+    let redis = measurement(&doc, "pull_head_redis");
+    assert!(
+        redis["measured"]["median"].as_f64().unwrap() > 0.0,
+        "{redis}"
+    );
+    assert!(
+        redis["baseline"]["median"].as_f64().unwrap() > 0.0,
+        "{redis}"
+    );
+    assert!(redis["ratio"].as_f64().is_some(), "{redis}");
+    assert_eq!(doc["measurements"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn many_projects_are_created_filled_polled_and_measured_on_disk() {
     let doc = bench(&[
         "--only",

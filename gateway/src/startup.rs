@@ -21,6 +21,10 @@ use crate::{
 /// Largest request body (td's server allows 10 MiB; `td serve` pushes unchunked backlogs).
 pub const BODY_LIMIT: usize = 16 << 20;
 
+/// How often cursors and rate-limit counts are exchanged with a shared live backend (and its
+/// health checked when there is nothing to exchange).
+pub const LIVE_SYNC_EVERY: Duration = Duration::from_secs(1);
+
 /// Opens the shard store and the control plane named by `settings`.
 pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
     let mut config = TenantsConfig::new(&settings.data_dir);
@@ -40,8 +44,18 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         .await
         .with_context(|| format!("opening the control plane {url}"))?;
     let acl = Acl::new(store, AclConfig::default());
-    let live = Arc::new(tdsync_live::Live::in_process());
-    Ok(AppState::new(tenants, Arc::new(acl), live))
+    let live = match &settings.redis {
+        None => tdsync_live::Live::in_process(),
+        Some(config) => {
+            // No connection yet: an unreachable Redis must not keep the server from starting
+            // (the first sync finds out, and `Live` says so once).
+            let shared = tdsync_live_redis::RedisShared::new(config.clone())
+                .with_context(|| format!("preparing the Redis client for {}", config.url))?;
+            tracing::info!(redis = %config.url, prefix = %config.prefix, "live state shared through Redis");
+            tdsync_live::Live::with_shared(Arc::new(shared))
+        }
+    };
+    Ok(AppState::new(tenants, Arc::new(acl), Arc::new(live)))
 }
 
 /// The application: duplicate slashes are collapsed before routing (so this wraps the router
@@ -65,6 +79,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let flusher = state.acl().spawn_last_used_flusher(Duration::from_secs(10));
+    let live_sync = state.live().spawn_sync(LIVE_SYNC_EVERY);
     // Replies are small and written whole: send them at once instead of letting Nagle's
     // algorithm hold a last segment back until the client acknowledges the previous one.
     let listener = listener.tap_io(|tcp| {
@@ -80,6 +95,9 @@ pub async fn serve(
     .await
     .context("serving")?;
     flusher.abort();
+    if let Some(sync) = live_sync {
+        sync.abort();
+    }
     if let Err(e) = state.acl().flush_last_used().await {
         tracing::warn!(error = %e, "could not record last-used times at shutdown");
     }

@@ -86,6 +86,8 @@ pub struct ServeProcess {
     log_path: PathBuf,
     addr: Option<SocketAddr>,
     child: Option<Child>,
+    /// Given to `serve` after `--listen` (e.g. `--redis URL`).
+    serve_args: Vec<String>,
 }
 
 impl ServeProcess {
@@ -96,7 +98,13 @@ impl ServeProcess {
             log_path: log_path.to_path_buf(),
             addr: None,
             child: None,
+            serve_args: Vec::new(),
         }
+    }
+
+    /// Adds options to `tdsync serve` for every start from now on.
+    pub fn serve_args(&mut self, args: &[&str]) {
+        self.serve_args.extend(args.iter().map(|a| a.to_string()));
     }
 
     /// `tdsync --data-dir DIR …`, with nothing of the caller's tdsync settings.
@@ -107,6 +115,8 @@ impl ServeProcess {
             "TDSYNC_DATA_DIR",
             "TDSYNC_LISTEN",
             "TDSYNC_LOG_FORMAT",
+            "TDSYNC_REDIS_URL",
+            "TDSYNC_REDIS_PREFIX",
         ] {
             cmd.env_remove(var);
         }
@@ -190,6 +200,7 @@ impl ServeProcess {
             .arg("serve")
             .arg("--listen")
             .arg(addr.to_string())
+            .args(&self.serve_args)
             .env("TDSYNC_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log)

@@ -127,12 +127,17 @@ impl Live {
         };
         self.cursors.record(key, &cursor);
         if self.shared.is_some() {
-            let mut dirty = self.dirty.lock();
-            match dirty.get_mut(&(key.clone(), cursor.device_id.clone())) {
-                Some(known) => known.merge(&cursor),
-                None => {
-                    dirty.insert((key.clone(), cursor.device_id.clone()), cursor);
-                }
+            self.mark_dirty(key.clone(), cursor);
+        }
+    }
+
+    /// Queues `cursor` for the next sync, merged with what is queued for its device.
+    fn mark_dirty(&self, key: ProjectKey, cursor: Cursor) {
+        let mut dirty = self.dirty.lock();
+        match dirty.get_mut(&(key.clone(), cursor.device_id.clone())) {
+            Some(known) => known.merge(&cursor),
+            None => {
+                dirty.insert((key, cursor.device_id.clone()), cursor);
             }
         }
     }
@@ -193,7 +198,8 @@ impl Live {
         }))
     }
 
-    /// One exchange with the shared backend (what [`Live::spawn_sync`] runs).
+    /// One exchange with the shared backend (what [`Live::spawn_sync`] runs). With nothing to
+    /// send it pings, so the backend's state (and a recovery) is known without traffic.
     pub async fn sync_once(&self) {
         let Some(shared) = &self.shared else { return };
         let batch: Vec<(ProjectKey, Cursor)> = self
@@ -202,9 +208,16 @@ impl Live {
             .drain()
             .map(|((key, _), cursor)| (key, cursor))
             .collect();
+        let mut exchanged = false;
         if !batch.is_empty() {
+            exchanged = true;
             let outcome = shared.record_cursors(&batch).await;
-            self.note(outcome);
+            if self.note(outcome).is_none() {
+                // Kept for the next sync: the backend has them once it is back.
+                for (key, cursor) in batch {
+                    self.mark_dirty(key, cursor);
+                }
+            }
         }
         let counted: Vec<(String, u64, Rate)> = self
             .counted
@@ -212,9 +225,17 @@ impl Live {
             .drain()
             .map(|(bucket, (n, rate))| (bucket, n, rate))
             .collect();
-        if counted.is_empty() {
-            return;
+        if !counted.is_empty() {
+            exchanged = true;
+            self.exchange_counts(shared.as_ref(), counted).await;
         }
+        if !exchanged {
+            let outcome = shared.ping().await;
+            self.note(outcome);
+        }
+    }
+
+    async fn exchange_counts(&self, shared: &dyn SharedState, counted: Vec<(String, u64, Rate)>) {
         let (minute, _) = minute_now();
         let deltas: Vec<(String, u64)> = counted.iter().map(|(b, n, _)| (b.clone(), *n)).collect();
         if let Some(totals) = self.note(shared.add_counts(minute, &deltas).await) {

@@ -43,6 +43,9 @@ pub trait SharedState: Send + Sync + 'static {
         window: u64,
         deltas: &'a [(String, u64)],
     ) -> SharedFuture<'a, Vec<u64>>;
+    /// Whether the backend answers (asked when a sync has nothing else to send, so an outage
+    /// and a recovery are noticed without traffic).
+    fn ping(&self) -> SharedFuture<'_, ()>;
     /// Starts delivering the changes other processes publish (once, at start). Delivery resumes
     /// by itself after the backend comes back.
     fn listen(&self, deliver: Deliver);
