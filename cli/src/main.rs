@@ -80,6 +80,7 @@ fn serve(
         control_plane: location.control_plane,
         max_open_shards: args.max_open_shards,
         durability: args.durability,
+        limits: args.rate_limits.limits(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
