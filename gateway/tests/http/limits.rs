@@ -4,6 +4,7 @@
 //! Time is the test server's clock: moving it refills buckets.
 
 use chrono::TimeDelta;
+use serde_json::json;
 use tdsync_gateway::limits::{Limits, TrustedProxies};
 use tdsync_live::Rate;
 
@@ -325,4 +326,44 @@ fn with_limits_off_nothing_is_refused() {
         text.contains("tdsync_rate_limited_total{class=\"push\"} 0"),
         "{text}"
     );
+}
+
+/// Every operation of the document says it may answer 429 with `Retry-After`: by address
+/// without a token, else by token (one of two shared answers).
+#[test]
+fn every_route_documents_429_with_retry_after() {
+    let s = TestServer::start();
+    let doc = no_token(&s, "/openapi.json", &[]).expect(200);
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let name = if secured {
+                "RateLimited"
+            } else {
+                "RateLimitedByAddress"
+            };
+            assert_eq!(
+                op["responses"]["429"],
+                json!({"$ref": format!("#/components/responses/{name}")}),
+                "{method} {path}"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 20, "{seen} operations");
+    for name in ["RateLimited", "RateLimitedByAddress"] {
+        let answer = &doc["components"]["responses"][name];
+        assert_eq!(
+            answer["content"]["application/json"]["schema"],
+            json!({"$ref": "#/components/schemas/ErrorBody"}),
+            "{name}"
+        );
+        let seconds = &answer["headers"]["Retry-After"]["schema"];
+        assert_eq!(
+            (&seconds["minimum"], &seconds["maximum"]),
+            (&json!(1), &json!(60)),
+            "{name}"
+        );
+    }
 }
