@@ -86,6 +86,8 @@ pub struct ServeProcess {
     log_path: PathBuf,
     addr: Option<SocketAddr>,
     child: Option<Child>,
+    /// More `tdsync serve` options (`--rate-limit-push 20`, …).
+    serve_args: Vec<String>,
 }
 
 impl ServeProcess {
@@ -96,19 +98,23 @@ impl ServeProcess {
             log_path: log_path.to_path_buf(),
             addr: None,
             child: None,
+            serve_args: Vec::new(),
         }
+    }
+
+    /// Starts `tdsync serve` with `args` too, on every start.
+    pub fn with_serve_args(mut self, args: &[&str]) -> ServeProcess {
+        self.serve_args = args.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// `tdsync --data-dir DIR …`, with nothing of the caller's tdsync settings.
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        for var in [
-            "TDSYNC_CONTROL_PLANE",
-            "TDSYNC_DATA_DIR",
-            "TDSYNC_LISTEN",
-            "TDSYNC_LOG_FORMAT",
-        ] {
-            cmd.env_remove(var);
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("TDSYNC_") {
+                cmd.env_remove(var);
+            }
         }
         cmd.arg("--data-dir").arg(&self.data_dir);
         cmd
@@ -190,6 +196,7 @@ impl ServeProcess {
             .arg("serve")
             .arg("--listen")
             .arg(addr.to_string())
+            .args(&self.serve_args)
             .env("TDSYNC_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log)
