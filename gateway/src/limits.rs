@@ -147,6 +147,21 @@ impl Default for Limits {
     }
 }
 
+/// What `tdsync serve` logs at start: every limit, or `off`.
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.enabled {
+            return f.write_str("off");
+        }
+        for (i, class) in Class::ALL.into_iter().enumerate() {
+            let Rate { per_minute, burst } = self.rate(class);
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{} {per_minute}/min (burst {burst})", class.label())?;
+        }
+        write!(f, "; trusted proxies: [{}]", self.trusted_proxies)
+    }
+}
+
 impl Limits {
     /// No limits.
     pub fn off() -> Limits {
@@ -577,6 +592,17 @@ mod tests {
             "".parse::<TrustedProxies>().unwrap(),
             TrustedProxies(vec![])
         );
+    }
+
+    #[test]
+    fn limits_read_as_logged() {
+        assert_eq!(
+            limits("10.0.0.0/8").to_string(),
+            "push 1200/min (burst 200), pull 2400/min (burst 400), other 1200/min (burst 200), \
+             unauthenticated 600/min (burst 100), failed_auth 60/min (burst 30); \
+             trusted proxies: [10.0.0.0/8]"
+        );
+        assert_eq!(Limits::off().to_string(), "off");
     }
 
     #[test]
