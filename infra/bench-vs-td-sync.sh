@@ -19,7 +19,8 @@
 # rate limits (per key per minute: push 60, pull 120, other 300) raised to 10^9, or the bench
 # would be throttled within its first second; everything else is td-sync's default. Its key
 # comes from `td-sync admin create-user`, `grant`, `create-key` (scope sync).
-# tdsync runs `tdsync serve` on its defaults with a tenant and a write token. One server runs at
+# tdsync runs `tdsync serve` on its defaults with a tenant and a write token, its rate limits
+# raised the same way (to 10^9 a minute and at once). One server runs at
 # a time; the load generator shares the machine with it, so run this on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -116,7 +117,12 @@ start_tdsync() {
     tenant=$(TDSYNC_DATA_DIR=$dir/data "$TDSYNC_BIN" tenant create cmp)
     token=$(TDSYNC_DATA_DIR=$dir/data "$TDSYNC_BIN" token mint --tenant "$tenant" --scope write \
         --name bench --json | jq -r .token)
-    TDSYNC_DATA_DIR=$dir/data "$TDSYNC_BIN" serve --listen "127.0.0.1:$port" >"$dir/server.log" 2>&1 &
+    local limits=() class
+    for class in push pull other ip auth-failures; do
+        limits+=(--rate-limit-$class 1000000000 --rate-limit-$class-burst 1000000000)
+    done
+    TDSYNC_DATA_DIR=$dir/data "$TDSYNC_BIN" serve --listen "127.0.0.1:$port" "${limits[@]}" \
+        >"$dir/server.log" 2>&1 &
     server_pid=$!
     url=http://127.0.0.1:$port
     wait_healthy "$url" "$dir/server.log"

@@ -49,7 +49,10 @@ Without --url, tdsync bench starts its own tdsync in-process (own worker threads
 loopback port, with a fresh temporary data directory and SQLite control plane, a tenant and a \
 write token, and removes it all at the end. With --url it measures any td-compatible server (td's \
 v1 API: tdsync, or td's own td-sync), creating the projects it needs with POST /v1/projects unless \
---project names one (then every measurement uses that project, and events are added to it).
+--project names one (then every measurement uses that project, and events are added to it). \
+The bench makes every request with one token from one address, far more than a server's rate \
+limits allow: raise them on the server it measures (tdsync serve --rate-limit-push and the \
+others, as infra/bench-vs-td-sync.sh does for both servers); in-process they are out of reach.
 
 Examples:
   tdsync bench

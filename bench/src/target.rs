@@ -13,8 +13,29 @@ use tdsync_acl::{Actor, MintRequest, Scope, Scopes};
 use tokio::sync::oneshot;
 
 use super::http::Conn;
-use tdsync_gateway::configuration::{Durability, Settings};
+use tdsync_gateway::{
+    configuration::{Durability, Settings},
+    limits::{Limits, Rate},
+};
 use tdsync_live_redis::RedisConfig;
+
+/// Rate limits on (the figures include what counting costs) but out of reach: one token and one
+/// address make every request of the bench, tens of thousands a second, far past any limit a
+/// server would set.
+fn never_refusing() -> Limits {
+    let max = Rate {
+        per_minute: u32::MAX,
+        burst: u32::MAX,
+    };
+    Limits {
+        push: max,
+        pull: max,
+        other: max,
+        unauthenticated: max,
+        failed_auth: max,
+        ..Limits::default()
+    }
+}
 
 /// A tdsync server on its own runtime (its own worker threads, as a separate process would have),
 /// serving a temporary data directory. Stopped cleanly by [`InProcess::stop`].
@@ -50,6 +71,7 @@ impl InProcess {
             max_open_shards: tdsync_tenants::TenantsConfig::DEFAULT_MAX_OPEN_SHARDS,
             durability: Durability::Normal,
             redis,
+            limits: never_refusing(),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

@@ -81,6 +81,7 @@ fn serve(
         max_open_shards: args.max_open_shards,
         durability: args.durability,
         redis: args.redis_config(),
+        limits: args.rate_limits.limits(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,6 +95,7 @@ fn serve(
         // The bound address, not the asked one: `--listen 127.0.0.1:0` picks a free port.
         let listen = listener.local_addr().context("reading the bound address")?;
         tracing::info!(%listen, data_dir = %settings.data_dir.display(), "tdsync serving");
+        tracing::info!(limits = %settings.limits, "rate limits");
         eprintln!(
             "tdsync: serving on http://{listen} (data in {})",
             settings.data_dir.display()

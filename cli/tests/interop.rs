@@ -34,8 +34,13 @@ struct Team {
 
 impl Team {
     fn new() -> Option<Team> {
+        Team::with_serve_args(&[])
+    }
+
+    /// A team on a server started with more `tdsync serve` options.
+    fn with_serve_args(serve_args: &[&str]) -> Option<Team> {
         let td = support::td()?;
-        let server = Server::start();
+        let server = Server::start_with(serve_args);
         let tenant = server.tenant("acme");
         let key = server.mint(&tenant, "write", None, "team");
         Some(Team {
@@ -1452,4 +1457,100 @@ fn the_event_stream_sees_every_push_from_real_tds() {
             "no issue.upserted for {id}: {upserted:?}"
         );
     }
+}
+
+/// A push refused by a rate limit, as td meets it. td v0.62's sync client reads the 429's
+/// `code` and `message` (td's envelope) and never `Retry-After`; what follows depends on the
+/// command:
+/// - autosync retries a failed push with backoff (250 ms, doubling, within 6 s: `cmd/autosync.go`
+///   `pushBatchWithRetry`), so a push refused for less than that gets through on a later try
+///   and the command ends with nothing pending;
+/// - `td sync` does not retry: it fails with td's `push: rate_limited: …` error, and succeeds
+///   when run again after `Retry-After`.
+///
+/// Here a token may push 20 times a minute, one at once: after a push, the next is 3 s away.
+#[test]
+fn a_push_over_the_rate_limit_gets_429_and_td_gets_it_through() {
+    let Some(team) =
+        Team::with_serve_args(&["--rate-limit-push", "20", "--rate-limit-push-burst", "1"])
+    else {
+        return;
+    };
+    let mut alice = team.user("alice", &team.key.token);
+    let project = team.init_project(&alice, "limited");
+    let push = format!("/v1/projects/{project}/sync/push");
+    let refusals = || {
+        team.server
+            .metric(r#"tdsync_rate_limited_total{class="push"}"#)
+    };
+    // An empty push still counts: it is refused or not before it is read.
+    let nothing = serde_json::json!({"device_id": "probe", "session_id": "probe", "events": []});
+    // Takes the token's one push (waiting out whatever td's setup left), so the next push
+    // is refused for the next 3 s.
+    let take_the_push = || {
+        eventually(Duration::from_secs(10), "a push gets through", || {
+            (team.server.post(&push, &team.key.token, &nothing).0 != 429).then_some(())
+        })
+    };
+
+    // The server's answer: 429 in td's envelope, with Retry-After.
+    take_the_push();
+    let before = refusals();
+    let (status, retry_after, body) = team.server.post(&push, &team.key.token, &nothing);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let secs: u64 = retry_after.expect("a 429 has Retry-After").parse().unwrap();
+    assert!((1..=3).contains(&secs), "Retry-After {secs}");
+    assert_eq!(refusals(), before + 1, "the refusal is counted");
+
+    // Autosync: two creates back to back; the second's push is refused, retried, accepted.
+    alice.set_env("TD_SYNC_AUTO", "1");
+    alice.set_env("TD_FEATURE_SYNC_AUTOSYNC", "1");
+    let before = refusals();
+    let first = alice.create("First of a burst", &[]);
+    let second = alice.run(&["create", "Second of a burst", "--json"]);
+    assert!(second.ok, "{}", second.text());
+    assert!(
+        !second.text().contains("not yet pushed"),
+        "autosync gave up:\n{}",
+        second.text()
+    );
+    let second: Value = serde_json::from_str(&second.stdout).unwrap();
+    assert!(
+        refusals() > before,
+        "td's autosync pushes were never refused: the test proves nothing"
+    );
+    assert_eq!(alice.pending(), 0, "autosync pushed both");
+    for id in [first.as_str(), second["id"].as_str().unwrap()] {
+        assert!(
+            team.server_text(&project, "issues", "title", id).is_some(),
+            "{id} is on the server"
+        );
+    }
+
+    // `td sync`: refused, it fails with the server's message; run again later, it succeeds.
+    alice.set_env("TD_SYNC_AUTO", "0");
+    let third = alice.create("Pushed by td sync", &[]);
+    take_the_push();
+    let refused = alice.run(&["sync"]);
+    assert!(!refused.ok, "td sync was not refused:\n{}", refused.text());
+    assert!(
+        refused.text().contains(
+            "rate_limited: rate limit exceeded: this token's pushes are limited to 20 a minute"
+        ),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(alice.pending(), 1);
+    eventually(
+        Duration::from_secs(10),
+        "td sync succeeds after Retry-After",
+        || alice.run(&["sync"]).ok.then_some(()),
+    );
+    assert_eq!(alice.pending(), 0);
+    assert!(
+        team.server_text(&project, "issues", "title", &third)
+            .is_some()
+    );
 }

@@ -47,8 +47,8 @@ fn server(root: &Path, name: &str, args: &[&str]) -> ServeProcess {
         Path::new(env!("CARGO_BIN_EXE_tdsync")),
         &root.join(name).join("data"),
         &root.join(format!("{name}.log")),
-    );
-    server.serve_args(args);
+    )
+    .with_serve_args(args);
     server.start().expect("tdsync serve starts");
     server
 }

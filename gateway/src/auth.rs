@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, request::Parts},
+};
 use tdsync_acl::{AclError, Action, Denied, ProjectId, Target, TokenGrant, TokenId};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, limits::Verified, state::AppState};
 
 /// The verified token of the request.
 #[derive(Debug, Clone)]
@@ -18,24 +21,32 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing authorization header"))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("invalid authorization format"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid authorization format: expected `Bearer <token>`")
-            })?;
+        let token = bearer(&parts.headers)?;
+        // The rate limiter verified it already (`limits::enforce`), when limits are on.
+        if let Some(Verified(outcome)) = parts.extensions.get::<Verified>() {
+            return Ok(Caller(outcome.clone()?));
+        }
         let grant = state.acl().verify(token).await?;
         Ok(Caller(grant))
     }
+}
+
+/// The bearer token of a request's `Authorization` header, or why there is none (401).
+pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing authorization header"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("invalid authorization format"))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("invalid authorization format: expected `Bearer <token>`")
+        })
 }
 
 /// A project the caller may act on: its control-plane record and its shard.

@@ -4,6 +4,9 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, ValueEnum};
+use tdsync_live::Rate;
+
+use crate::limits::{self, LimitClock, Limits, TrustedProxies};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -32,6 +35,8 @@ pub struct ServeArgs {
     /// Put before every Redis key and channel (deployments sharing one Redis keep apart).
     #[arg(long, env = "TDSYNC_REDIS_PREFIX", default_value = tdsync_live_redis::RedisConfig::DEFAULT_PREFIX)]
     pub redis_prefix: String,
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
 }
 
 impl ServeArgs {
@@ -59,6 +64,96 @@ impl std::str::FromStr for RedisArg {
     }
 }
 
+/// Rate limits (`limits.rs`): per token for push, pull and other routes; per client address for
+/// requests without a token and for tokens that fail to verify. A refusal is td's `429
+/// rate_limited` with `Retry-After`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Rate limits")]
+pub struct RateLimitArgs {
+    /// A request over its limit is answered `429 rate_limited` (td's error envelope) with
+    /// `Retry-After` in whole seconds, and counted in /metrics (`tdsync_rate_limited_total`,
+    /// by class). Each limit is a rate a minute on average and a burst taken at once; the
+    /// defaults leave room for td's autosync from several agents sharing a token. `off`:
+    /// nothing is counted or refused.
+    #[arg(long, env = "TDSYNC_RATE_LIMITS", value_enum, default_value_t = Switch::On)]
+    pub rate_limits: Switch,
+    /// Pushes per token, a minute on average.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_PUSH", value_name = "PER_MINUTE", default_value_t = limits::DEFAULT_PUSH.per_minute, value_parser = at_least_one())]
+    pub rate_limit_push: u32,
+    /// Pushes per token at once.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_PUSH_BURST", value_name = "N", default_value_t = limits::DEFAULT_PUSH.burst, value_parser = at_least_one())]
+    pub rate_limit_push_burst: u32,
+    /// Pulls per token, a minute on average (a long poll counts once).
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_PULL", value_name = "PER_MINUTE", default_value_t = limits::DEFAULT_PULL.per_minute, value_parser = at_least_one())]
+    pub rate_limit_pull: u32,
+    /// Pulls per token at once.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_PULL_BURST", value_name = "N", default_value_t = limits::DEFAULT_PULL.burst, value_parser = at_least_one())]
+    pub rate_limit_pull_burst: u32,
+    /// Other requests with a token (status, snapshot, projects, members, tokens, conflicts,
+    /// history, event streams), per token, a minute on average.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_OTHER", value_name = "PER_MINUTE", default_value_t = limits::DEFAULT_OTHER.per_minute, value_parser = at_least_one())]
+    pub rate_limit_other: u32,
+    /// Other requests per token at once.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_OTHER_BURST", value_name = "N", default_value_t = limits::DEFAULT_OTHER.burst, value_parser = at_least_one())]
+    pub rate_limit_other_burst: u32,
+    /// Requests without a token (healthz, metrics, openapi.json, any route called without
+    /// `Authorization`), per client address (IPv6: per /64), a minute on average.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_IP", value_name = "PER_MINUTE", default_value_t = limits::DEFAULT_UNAUTHENTICATED.per_minute, value_parser = at_least_one())]
+    pub rate_limit_ip: u32,
+    /// Requests without a token per client address at once.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_IP_BURST", value_name = "N", default_value_t = limits::DEFAULT_UNAUTHENTICATED.burst, value_parser = at_least_one())]
+    pub rate_limit_ip_burst: u32,
+    /// Failed authentications (a token that is malformed, unknown, wrong, expired or revoked)
+    /// per client address, a minute on average; past it, the address's tokens are not verified
+    /// until it refills.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_AUTH_FAILURES", value_name = "PER_MINUTE", default_value_t = limits::DEFAULT_FAILED_AUTH.per_minute, value_parser = at_least_one())]
+    pub rate_limit_auth_failures: u32,
+    /// Failed authentications per client address at once.
+    #[arg(long, env = "TDSYNC_RATE_LIMIT_AUTH_FAILURES_BURST", value_name = "N", default_value_t = limits::DEFAULT_FAILED_AUTH.burst, value_parser = at_least_one())]
+    pub rate_limit_auth_failures_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated addresses or CIDR
+    /// blocks, e.g. `10.0.0.0/8,127.0.0.1`): from one of them, the client is the right-most
+    /// address of the header that is not a trusted proxy. Empty: the TCP peer is the client
+    /// (behind an unlisted proxy, all clients share the proxy's per-address limits).
+    #[arg(
+        long,
+        env = "TDSYNC_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl RateLimitArgs {
+    /// The limits these options set.
+    pub fn limits(&self) -> Limits {
+        let rate = |per_minute, burst| Rate { per_minute, burst };
+        Limits {
+            enabled: self.rate_limits == Switch::On,
+            push: rate(self.rate_limit_push, self.rate_limit_push_burst),
+            pull: rate(self.rate_limit_pull, self.rate_limit_pull_burst),
+            other: rate(self.rate_limit_other, self.rate_limit_other_burst),
+            unauthenticated: rate(self.rate_limit_ip, self.rate_limit_ip_burst),
+            failed_auth: rate(
+                self.rate_limit_auth_failures,
+                self.rate_limit_auth_failures_burst,
+            ),
+            trusted_proxies: self.trusted_proxies.clone(),
+            clock: LimitClock::monotonic(),
+        }
+    }
+}
+
+fn at_least_one() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Durability {
     Normal,
@@ -82,4 +177,39 @@ pub struct Settings {
     pub durability: Durability,
     /// Live state shared through Redis; None: in this process.
     pub redis: Option<tdsync_live_redis::RedisConfig>,
+    pub limits: Limits,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use clap::{Args, Command};
+
+    use super::ServeArgs;
+
+    /// `.env.example` lists every `tdsync serve` option's variable with the option's default.
+    #[test]
+    fn env_example_lists_every_serve_option_with_its_default() {
+        let example: HashMap<&str, &str> = include_str!("../../.env.example")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .collect();
+        let serve = ServeArgs::augment_args(Command::new("serve"));
+        let mut checked = 0;
+        for arg in serve.get_arguments() {
+            let Some(var) = arg.get_env().and_then(|v| v.to_str()) else {
+                continue;
+            };
+            let default = arg
+                .get_default_values()
+                .first()
+                .and_then(|v| v.to_str())
+                .unwrap_or("");
+            assert_eq!(example.get(var), Some(&default), "{var} in .env.example");
+            checked += 1;
+        }
+        assert!(checked >= 16, "{checked} options");
+    }
 }

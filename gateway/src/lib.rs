@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod configuration;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

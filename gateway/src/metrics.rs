@@ -1,5 +1,6 @@
 //! Prometheus metrics, rendered in the text exposition format at `GET /metrics`: requests by
-//! route and status, latency histograms by route, events pushed, pulls served, open shards.
+//! route and status, latency histograms by route, events pushed, pulls served, requests refused
+//! by a rate limit (by class), open shards.
 //! A small registry of our own: a handful of series does not need a metrics framework.
 
 use std::{
@@ -11,6 +12,8 @@ use std::{
     },
     time::Duration,
 };
+
+use crate::limits::Class;
 
 /// Latency bucket bounds in seconds (a pull at the head is tens of microseconds; a big push or
 /// a snapshot seconds).
@@ -32,6 +35,8 @@ pub struct Metrics {
     events_pushed: AtomicU64,
     events_pulled: AtomicU64,
     pulls: AtomicU64,
+    /// Refusals by rate-limit class, in `Class::ALL` order.
+    rate_limited: [AtomicU64; Class::ALL.len()],
 }
 
 impl Metrics {
@@ -62,6 +67,13 @@ impl Metrics {
     pub fn pulled(&self, events: u64) {
         self.pulls.fetch_add(1, Ordering::Relaxed);
         self.events_pulled.fetch_add(events, Ordering::Relaxed);
+    }
+
+    /// One request refused by a rate limit of `class`.
+    pub fn rate_limited(&self, class: Class) {
+        if let Some(i) = Class::ALL.iter().position(|c| *c == class) {
+            self.rate_limited[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The exposition text; the store's gauges are read from it at scrape time.
@@ -145,6 +157,18 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP tdsync_rate_limited_total Requests refused by a rate limit (429), by class: push, pull and other per token; unauthenticated and failed_auth per client address.\n# TYPE tdsync_rate_limited_total counter"
+        );
+        for (class, n) in Class::ALL.iter().zip(&self.rate_limited) {
+            let _ = writeln!(
+                out,
+                "tdsync_rate_limited_total{{class=\"{}\"}} {}",
+                class.label(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP tdsync_open_shards Project shards open right now.\n# TYPE tdsync_open_shards gauge\ntdsync_open_shards {}",
             store.open_shards
         );
@@ -212,6 +236,9 @@ mod tests {
         );
         m.pushed(5);
         m.pulled(7);
+        m.rate_limited(Class::Push);
+        m.rate_limited(Class::Push);
+        m.rate_limited(Class::FailedAuth);
         let text = m.render(StoreGauges {
             open_shards: 2,
             known_projects: 40,
@@ -227,6 +254,9 @@ mod tests {
         assert!(text.contains(r#"le="0.005"} 2"#));
         assert!(text.contains("tdsync_events_pushed_total 5"));
         assert!(text.contains("tdsync_pulls_total 1"));
+        assert!(text.contains(r#"tdsync_rate_limited_total{class="push"} 2"#));
+        assert!(text.contains(r#"tdsync_rate_limited_total{class="pull"} 0"#));
+        assert!(text.contains(r#"tdsync_rate_limited_total{class="failed_auth"} 1"#));
         assert!(text.contains("tdsync_open_shards 2"));
         assert!(text.contains("tdsync_known_projects 40"));
         assert!(text.contains("tdsync_live_subscribers 7"));

@@ -5,7 +5,8 @@
 //! the server applies to what it reads (patterns, lengths, ranges, enums), and the exact shape
 //! of what it returns. `infra/contract-fuzz.sh` holds the server to it with schemathesis. Rules
 //! that hold for every route are applied here rather than repeated on each: [`CommonAnswers`]
-//! (401 and 503 on every authenticated route, 400 for an undecodable path) and [`refine`]
+//! (429 with `Retry-After` on every route, 401 and 503 on every authenticated route, 400 for an
+//! undecodable path) and [`refine`]
 //! (64-bit integer ranges, empty query values, and a keyword utoipa cannot express).
 
 pub mod schemas;
@@ -16,8 +17,9 @@ use serde_json::Value;
 use utoipa::{
     Modify, OpenApi,
     openapi::{
-        Ref, RefOr, Response, ResponseBuilder, Schema,
+        ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Schema, Type,
         content::Content,
+        header::HeaderBuilder,
         path::ParameterIn,
         security::{Http, HttpAuthScheme, SecurityScheme},
     },
@@ -79,12 +81,54 @@ impl Modify for BearerAuth {
 
 /// What every route of a kind answers before its handler runs:
 ///
+/// - every route answers 429 with `Retry-After` when a rate limit refuses the request
+///   (`limits::enforce`): per token on a route that takes one (and per client address for
+///   failed authentications), per client address on one that does not — one of two answers
+///   in `components.responses`, referred to (the same 20 lines on every operation would bury
+///   what differs between them);
 /// - a route that takes a bearer token answers 401 when it is missing, malformed, unknown,
 ///   expired or revoked (the `Caller` extractor), and 503 when the control plane cannot be read
 ///   to verify it or to find the project;
 /// - a route with path parameters answers 400 when one is not UTF-8 once percent-decoded
 ///   (axum's `Path` extractor, after `Caller`).
 struct CommonAnswers;
+
+/// The two 429 answers, kept once in `components.responses` and referred to by every operation.
+const LIMITED_WITH_TOKEN: (&str, &str) = (
+    "RateLimited",
+    "Rate limited: over this token's limit for the route's class (push, pull, or other routes), or too many failed authentications from the client's address. Try again after `Retry-After` seconds",
+);
+const LIMITED_WITHOUT_TOKEN: (&str, &str) = (
+    "RateLimitedByAddress",
+    "Rate limited: too many requests without a token from the client's address. Try again after `Retry-After` seconds",
+);
+
+/// A 429 answer: td's envelope (`rate_limited`) and `Retry-After`.
+fn rate_limited(description: &str) -> RefOr<Response> {
+    // A rate is at least one a minute: a token is never more than 60 s away.
+    let seconds = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(60));
+    ResponseBuilder::new()
+        .description(description)
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(seconds))
+                .description(Some(
+                    "Whole seconds until the limit lets a request through again (1 to 60)",
+                ))
+                .build(),
+        )
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::<Schema>::Ref(Ref::from_schema_name(
+                "ErrorBody",
+            )))),
+        )
+        .into()
+}
 
 const PATH_NOT_UTF8: &str = "a path parameter that is not UTF-8 once percent-decoded";
 
@@ -101,6 +145,12 @@ impl Modify for CommonAnswers {
                 )
                 .into()
         };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in [LIMITED_WITH_TOKEN, LIMITED_WITHOUT_TOKEN] {
+            components
+                .responses
+                .insert(name.into(), rate_limited(description));
+        }
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -120,6 +170,14 @@ impl Modify for CommonAnswers {
                     .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path));
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let responses = &mut op.responses.responses;
+                let (limited, _) = if secured {
+                    LIMITED_WITH_TOKEN
+                } else {
+                    LIMITED_WITHOUT_TOKEN
+                };
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(limited)));
                 if secured {
                     responses.entry("401".into()).or_insert_with(|| {
                         error("Missing, malformed, unknown, expired or revoked token")

@@ -2,7 +2,7 @@
 //! stop, then shut down cleanly (finish requests in flight, flush last-used times, close
 //! every shard).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{Router, ServiceExt, extract::Request, middleware, serve::ListenerExt};
@@ -13,6 +13,7 @@ use tower::Layer;
 
 use crate::{
     configuration::{Durability, Settings},
+    limits,
     middleware::{collapse_slashes, not_found, observe},
     routes,
     state::AppState,
@@ -55,7 +56,12 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
             tdsync_live::Live::with_shared(Arc::new(shared))
         }
     };
-    Ok(AppState::new(tenants, Arc::new(acl), Arc::new(live)))
+    Ok(AppState::new(
+        tenants,
+        Arc::new(acl),
+        Arc::new(live),
+        settings.limits.clone(),
+    ))
 }
 
 /// The application: duplicate slashes are collapsed before routing (so this wraps the router
@@ -66,7 +72,13 @@ pub fn app(state: AppState) -> App {
     let router: Router = routes::router()
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        // A layer, not a route layer: unknown routes get a request id and are counted too.
+        // Rate limits before any handler runs, inside `observe`: a refusal has a request id and
+        // is counted like any answer. Layers, not route layers: unknown routes are limited and
+        // observed too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);
     tower::util::MapRequestLayer::new(collapse_slashes as fn(Request) -> Request).layer(router)
@@ -87,9 +99,12 @@ pub async fn serve(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    // With the peer's address: rate limits count requests without a token per client address.
     axum::serve(
         listener,
-        ServiceExt::<Request>::into_make_service(app(state.clone())),
+        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(
+            app(state.clone()),
+        ),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -1,5 +1,5 @@
-//! What every request handler can reach: the shard store, the control plane, the live layer and
-//! the metrics.
+//! What every request handler can reach: the shard store, the control plane, the live layer, the
+//! rate-limit settings and the metrics.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use tdsync_acl::Acl;
 use tdsync_live::Live;
 use tdsync_tenants::Tenants;
 
-use crate::{error::ApiError, metrics::Metrics};
+use crate::{error::ApiError, limits::Limits, metrics::Metrics};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -17,17 +17,25 @@ struct Inner {
     tenants: Tenants,
     acl: Arc<Acl>,
     live: Arc<Live>,
+    limits: Limits,
     metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(tenants: Tenants, acl: Arc<Acl>, live: Arc<Live>) -> AppState {
+    /// `limits`: how requests are rate-limited (`limits::enforce`); `Limits::off()` for none.
+    pub fn new(tenants: Tenants, acl: Arc<Acl>, live: Arc<Live>, limits: Limits) -> AppState {
         AppState(Arc::new(Inner {
             tenants,
             acl,
             live,
+            limits,
             metrics: Metrics::default(),
         }))
+    }
+
+    /// The rate-limit settings.
+    pub fn limits(&self) -> &Limits {
+        &self.0.limits
     }
 
     /// The live layer: change fan-out, poll advice, cursors, rate limits.

@@ -86,7 +86,7 @@ pub struct ServeProcess {
     log_path: PathBuf,
     addr: Option<SocketAddr>,
     child: Option<Child>,
-    /// Given to `serve` after `--listen` (e.g. `--redis URL`).
+    /// More `tdsync serve` options (`--rate-limit-push 20`, …).
     serve_args: Vec<String>,
 }
 
@@ -102,23 +102,19 @@ impl ServeProcess {
         }
     }
 
-    /// Adds options to `tdsync serve` for every start from now on.
-    pub fn serve_args(&mut self, args: &[&str]) {
-        self.serve_args.extend(args.iter().map(|a| a.to_string()));
+    /// Starts `tdsync serve` with `args` too, on every start.
+    pub fn with_serve_args(mut self, args: &[&str]) -> ServeProcess {
+        self.serve_args = args.iter().map(|a| a.to_string()).collect();
+        self
     }
 
     /// `tdsync --data-dir DIR …`, with nothing of the caller's tdsync settings.
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        for var in [
-            "TDSYNC_CONTROL_PLANE",
-            "TDSYNC_DATA_DIR",
-            "TDSYNC_LISTEN",
-            "TDSYNC_LOG_FORMAT",
-            "TDSYNC_REDIS_URL",
-            "TDSYNC_REDIS_PREFIX",
-        ] {
-            cmd.env_remove(var);
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("TDSYNC_") {
+                cmd.env_remove(var);
+            }
         }
         cmd.arg("--data-dir").arg(&self.data_dir);
         cmd

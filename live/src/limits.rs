@@ -42,6 +42,7 @@ pub struct LocalLimiter {
 }
 
 impl LocalLimiter {
+    /// Takes one token from `key`'s bucket, or says how long until one is back.
     pub fn admit(&self, key: &str, rate: Rate, now: Instant) -> Admission {
         let per_sec = f64::from(rate.per_minute.max(1)) / 60.0;
         let capacity = f64::from(rate.burst.max(1));
@@ -53,18 +54,41 @@ impl LocalLimiter {
             tokens: capacity,
             at: now,
         });
-        let refill = now.duration_since(bucket.at).as_secs_f64() * per_sec;
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * per_sec;
         bucket.tokens = (bucket.tokens + refill).min(capacity);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Admission::Allowed
         } else {
-            let wait = (1.0 - bucket.tokens) / per_sec;
-            Admission::Refused {
-                retry_after: Duration::from_secs_f64(wait.max(0.001)),
-            }
+            refused(bucket.tokens, per_sec)
         }
+    }
+
+    /// What [`LocalLimiter::admit`] would answer, without taking a token (an unknown key has a
+    /// full bucket, and is not remembered).
+    pub fn peek(&self, key: &str, rate: Rate, now: Instant) -> Admission {
+        let per_sec = f64::from(rate.per_minute.max(1)) / 60.0;
+        let capacity = f64::from(rate.burst.max(1));
+        let buckets = self.buckets.lock();
+        let Some(bucket) = buckets.get(key) else {
+            return Admission::Allowed;
+        };
+        let refill = now.saturating_duration_since(bucket.at).as_secs_f64() * per_sec;
+        let tokens = (bucket.tokens + refill).min(capacity);
+        if tokens >= 1.0 {
+            Admission::Allowed
+        } else {
+            refused(tokens, per_sec)
+        }
+    }
+}
+
+/// Refused with `tokens` in the bucket: the time until it holds one again.
+fn refused(tokens: f64, per_sec: f64) -> Admission {
+    let wait = (1.0 - tokens) / per_sec;
+    Admission::Refused {
+        retry_after: Duration::from_secs_f64(wait.max(0.001)),
     }
 }
 
@@ -90,6 +114,35 @@ mod tests {
         assert_eq!(limiter.admit("other", rate, t0), Admission::Allowed);
         assert_eq!(
             limiter.admit("k", rate, t0 + Duration::from_secs(1)),
+            Admission::Allowed,
+            "a second later one token is back"
+        );
+    }
+
+    #[test]
+    fn a_peek_answers_like_admit_without_taking_a_token() {
+        let limiter = LocalLimiter::default();
+        let rate = Rate {
+            per_minute: 60,
+            burst: 2,
+        };
+        let t0 = Instant::now();
+        assert_eq!(limiter.peek("k", rate, t0), Admission::Allowed);
+        assert_eq!(limiter.buckets.lock().len(), 0, "a peek remembers nothing");
+        assert_eq!(limiter.admit("k", rate, t0), Admission::Allowed);
+        for _ in 0..5 {
+            assert_eq!(limiter.peek("k", rate, t0), Admission::Allowed);
+        }
+        assert_eq!(limiter.admit("k", rate, t0), Admission::Allowed);
+        let Admission::Refused { retry_after } = limiter.peek("k", rate, t0) else {
+            panic!("an empty bucket is refused by a peek too");
+        };
+        assert_eq!(
+            limiter.admit("k", rate, t0),
+            Admission::Refused { retry_after }
+        );
+        assert_eq!(
+            limiter.peek("k", rate, t0 + Duration::from_secs(1)),
             Admission::Allowed,
             "a second later one token is back"
         );

@@ -167,19 +167,43 @@ impl Live {
     /// empty, or — with a shared backend — when every process together went over `rate` in
     /// this minute.
     pub fn admit(&self, bucket: &str, rate: Rate) -> Admission {
+        self.admit_at(bucket, rate, Instant::now())
+    }
+
+    /// [`Live::admit`] with this process's buckets read at `now` (a clock the caller keeps —
+    /// tests move one by hand); the shared window is the wall clock's minute.
+    pub fn admit_at(&self, bucket: &str, rate: Rate, now: Instant) -> Admission {
         if self.shared.is_some() {
-            let (minute, into) = minute_now();
-            if self.over.lock().get(bucket) == Some(&minute) {
-                return Admission::Refused {
-                    retry_after: Duration::from_secs(60 - into),
-                };
+            if let Some(refused) = self.shared_refusal(bucket) {
+                return refused;
             }
             let mut counted = self.counted.lock();
             let entry = counted.entry(bucket.to_string()).or_insert((0, rate));
             entry.0 += 1;
             entry.1 = rate;
         }
-        self.limiter.admit(bucket, rate, Instant::now())
+        self.limiter.admit(bucket, rate, now)
+    }
+
+    /// What [`Live::admit_at`] would answer, without counting a request (no I/O).
+    pub fn peek_at(&self, bucket: &str, rate: Rate, now: Instant) -> Admission {
+        if let Some(refused) = self
+            .shared
+            .as_ref()
+            .and_then(|_| self.shared_refusal(bucket))
+        {
+            return refused;
+        }
+        self.limiter.peek(bucket, rate, now)
+    }
+
+    /// Refused until the end of this minute when every process together went over the bucket's
+    /// rate in it (as of the last sync).
+    fn shared_refusal(&self, bucket: &str) -> Option<Admission> {
+        let (minute, into) = minute_now();
+        (self.over.lock().get(bucket) == Some(&minute)).then(|| Admission::Refused {
+            retry_after: Duration::from_secs(60 - into),
+        })
     }
 
     /// Exchanges what is shared (cursors, rate counts) with the backend every `every`, until
@@ -288,4 +312,74 @@ impl Live {
 fn minute_now() -> (u64, u64) {
     let secs = Utc::now().timestamp().max(0) as u64;
     (secs / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::SharedFuture;
+
+    /// A backend whose every bucket is, with every other process, at `total` this minute.
+    struct Busy {
+        total: u64,
+    }
+
+    impl SharedState for Busy {
+        fn name(&self) -> &'static str {
+            "busy"
+        }
+        fn publish<'a>(&'a self, _: &'a ProjectKey, _: &'a Change) -> SharedFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn record_cursors<'a>(&'a self, _: &'a [(ProjectKey, Cursor)]) -> SharedFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn cursors<'a>(&'a self, _: &'a ProjectKey) -> SharedFuture<'a, Vec<Cursor>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn add_counts<'a>(
+            &'a self,
+            _: u64,
+            deltas: &'a [(String, u64)],
+        ) -> SharedFuture<'a, Vec<u64>> {
+            Box::pin(async move { Ok(vec![self.total; deltas.len()]) })
+        }
+        fn ping(&self) -> SharedFuture<'_, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn listen(&self, _: Deliver) {}
+    }
+
+    /// Over the rate across processes, a bucket is refused by `admit_at` and `peek_at` alike,
+    /// though this process's own bucket is full; within it, neither refuses.
+    #[tokio::test]
+    async fn the_shared_count_refuses_admits_and_peeks() {
+        let rate = Rate {
+            per_minute: 10,
+            burst: 10,
+        };
+        let now = Instant::now();
+        for (total, refused) in [(10, false), (11, true)] {
+            let live = Live::with_shared(Arc::new(Busy { total }));
+            assert_eq!(live.admit_at("push:t", rate, now), Admission::Allowed);
+            live.sync_once().await;
+            for admission in [
+                live.peek_at("push:t", rate, now),
+                live.admit_at("push:t", rate, now),
+            ] {
+                match admission {
+                    Admission::Refused { retry_after } => {
+                        assert!(refused, "{total} of {}", rate.per_minute);
+                        assert!((1..=60).contains(&retry_after.as_secs()), "{retry_after:?}");
+                    }
+                    Admission::Allowed => assert!(!refused, "{total} of {}", rate.per_minute),
+                }
+            }
+            assert_eq!(
+                live.peek_at("push:other", rate, now),
+                Admission::Allowed,
+                "another bucket is not over"
+            );
+        }
+    }
 }

@@ -50,13 +50,15 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start() -> Server {
+    /// A server started with `serve_args`, more `tdsync serve` options.
+    pub fn start_with(serve_args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut process = ServeProcess::new(
             Path::new(env!("CARGO_BIN_EXE_tdsync")),
             &dir.path().join("data"),
             &dir.path().join("server.log"),
-        );
+        )
+        .with_serve_args(serve_args);
         process.start().expect("tdsync serve starts");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
@@ -112,6 +114,42 @@ impl Server {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// A POST on the HTTP API with a token: status, `Retry-After` and JSON body.
+    pub fn post(&self, path: &str, token: &str, body: &Value) -> (u16, Option<String>, Value) {
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.url()))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = r.body_mut().read_to_string().unwrap();
+        (
+            status,
+            retry_after,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The value of the metrics series `series` (its name and labels, as `/metrics` prints
+    /// them); 0 when absent.
+    pub fn metric(&self, series: &str) -> u64 {
+        let mut r = self
+            .agent
+            .get(format!("{}/metrics", self.url()))
+            .call()
+            .unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// How many requests the server has answered on `route` (a route template, e.g.

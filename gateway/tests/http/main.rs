@@ -8,6 +8,7 @@
 mod support;
 
 mod errors;
+mod limits;
 mod live;
 mod members;
 mod observability;

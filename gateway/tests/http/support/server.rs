@@ -3,15 +3,24 @@
 //! (SQLite in the data directory, or a per-test Postgres database). Tenants and tokens are made
 //! through the `Acl` API, whose clock is a [`ManualClock`]: expiry is tested by moving it.
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::Value;
 use tdsync_acl::{
-    Acl, AclConfig, Actor, AnyStore, ControlPlaneUrl, HashCost, ManualClock, MintRequest,
+    Acl, AclConfig, Actor, AnyStore, Clock, ControlPlaneUrl, HashCost, ManualClock, MintRequest,
     ProjectBinding, ProjectId, Scopes, TenantId, TokenId, testing::PostgresTestDb,
 };
-use tdsync_gateway::{startup, state::AppState};
+use tdsync_gateway::{
+    limits::{LimitClock, Limits},
+    startup,
+    state::AppState,
+};
 use tdsync_protocol::wire::SyncStatus;
 use tdsync_tenants::{Project, Tenants, TenantsConfig};
 use tokio::sync::oneshot;
@@ -68,7 +77,19 @@ impl TestServer {
     }
 
     /// A server on `backend`; `None` when Postgres tests are skipped (said loudly on stderr).
+    /// No rate limits (the suite's other tests poll as fast as they like).
     pub fn start_on(backend: Backend, test: &str) -> Option<TestServer> {
+        TestServer::start_with(backend, test, Limits::off())
+    }
+
+    /// A server (SQLite) rate-limited by `limits`, read on the test's clock: moving
+    /// [`TestServer::clock`] refills buckets as time passing would.
+    pub fn start_limited(limits: Limits) -> TestServer {
+        TestServer::start_with(Backend::Sqlite, "sqlite", limits)
+            .expect("SQLite is always available")
+    }
+
+    fn start_with(backend: Backend, test: &str, mut limits: Limits) -> Option<TestServer> {
         logs::install();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -88,10 +109,15 @@ impl TestServer {
         let clock = ManualClock::new(t0());
         let store = runtime.block_on(open_store(&control_plane));
         let acl = Arc::new(Acl::new(store, fast()).with_clock(clock.clone()));
+        let origin = Instant::now();
+        let moved = clock.clone();
+        limits.clock =
+            LimitClock::from_fn(move || origin + (moved.now() - t0()).to_std().unwrap_or_default());
         let state = AppState::new(
             tenants.clone(),
             acl.clone(),
             Arc::new(tdsync_live::Live::in_process()),
+            limits,
         );
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
