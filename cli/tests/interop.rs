@@ -1388,3 +1388,68 @@ fn a_dependency_cycle_closed_by_two_users_at_once_ends_the_same_everywhere() {
         ("carol", &carol.db()),
     ]);
 }
+
+/// A project's SSE stream sees every push of real tds: one `change` per accepted push, the
+/// seqs contiguous, every issue td wrote among the entities touched, and td-sync's
+/// `issue.upserted` for each.
+#[test]
+fn the_event_stream_sees_every_push_from_real_tds() {
+    let Some(team) = Team::new() else { return };
+    let alice = team.user("alice", &team.key.token);
+    let project = team.init_project(&alice, "live");
+    let bob = team.joiner("bob", &team.key.token, "live", &project);
+    let stream = tdsync_client::events::EventStream::open(
+        &team.server.url(),
+        &project,
+        &team.key.token,
+        None,
+    )
+    .expect("the stream opens");
+
+    let mut written = Vec::new();
+    for title in ["one", "two"] {
+        written.push(alice.create(title, &[]));
+    }
+    alice.sync();
+    written.push(bob.create("three", &[]));
+    bob.ok(&["update", &written[0], "--title", "one, edited"]);
+    bob.sync();
+    let head: i64 = team.server_rows(&project, "SELECT max(server_seq) FROM events")[0][0]
+        .as_i64()
+        .unwrap();
+
+    // Changes until the head: each starts where the previous ended.
+    let (mut next, mut touched, mut upserted) = (1, Vec::new(), Vec::new());
+    while next <= head {
+        let event = stream
+            .next(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no event for seq {next} (head {head})"));
+        let body = event.json();
+        match event.event.as_str() {
+            "change" => {
+                assert_eq!(body["first"], next, "{body}");
+                next = body["head"].as_i64().unwrap() + 1;
+                for t in body["touched"].as_array().unwrap() {
+                    touched.push(t["entity_id"].as_str().unwrap().to_string());
+                }
+            }
+            "issue.upserted" => upserted.push(body["issue_id"].as_str().unwrap().to_string()),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    for id in &written {
+        assert!(touched.contains(id), "{id} not in {touched:?}");
+    }
+    // td-sync's issue events of the last change may still be on their way.
+    while let Some(event) = stream.next(Duration::from_millis(500)) {
+        if event.event == "issue.upserted" {
+            upserted.push(event.json()["issue_id"].as_str().unwrap().to_string());
+        }
+    }
+    for id in &written {
+        assert!(
+            upserted.contains(id),
+            "no issue.upserted for {id}: {upserted:?}"
+        );
+    }
+}

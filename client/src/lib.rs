@@ -7,6 +7,8 @@
 
 pub mod agent;
 pub mod engine;
+#[cfg(feature = "http")]
+pub mod events;
 pub mod tddb;
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -316,19 +316,21 @@ pub fn check_subject(s: &Subject<'_>) -> Vec<Failure> {
             )];
         }
     };
-    let mut out = check_replicas(s, &log);
-    out.extend(check_log(s, &log));
-    match s.server.rebuild_check() {
-        Ok(r) if r.matches => {}
-        Ok(r) => out.push(failure(
+    // The rebuild goes first: it also opens the shard of a project nobody wrote to, which
+    // the projection read below needs on disk.
+    let mut out = match s.server.rebuild_check() {
+        Ok(r) if r.matches => vec![],
+        Ok(r) => vec![failure(
             "rebuild",
             format!(
                 "replaying the log differs from the projection: {}",
                 r.divergence.unwrap_or_default()
             ),
-        )),
-        Err(e) => out.push(failure("rebuild", e.to_string())),
-    }
+        )],
+        Err(e) => vec![failure("rebuild", e.to_string())],
+    };
+    out.extend(check_replicas(s, &log));
+    out.extend(check_log(s, &log));
     out.extend(check_conflicts(s, &log));
     out
 }

@@ -9,7 +9,6 @@ pub mod events;
 pub mod logs;
 mod reply;
 mod server;
-pub mod sse;
 
 pub use reply::Reply;
 pub use server::{Backend, Minted, TestServer, t0};
