@@ -82,6 +82,41 @@ impl Endpoint {
         }
         Ok(out)
     }
+
+    /// An authenticated GET on a connection of its own whose body is read as it comes (an
+    /// event stream); the response's head once it has arrived.
+    pub async fn stream(self: &Arc<Self>, path: &str) -> anyhow::Result<Streaming> {
+        let mut conn = self.connect().await?;
+        conn.send.ready().await.context("connection closed")?;
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.prefix))
+            .header(header::HOST, self.authority.clone())
+            .header(header::AUTHORIZATION, self.bearer.clone())
+            .header(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            )
+            .body(Full::new(Bytes::new()))?;
+        let response = conn
+            .send
+            .send_request(req)
+            .await
+            .with_context(|| format!("request to {}{path}", self.url))?;
+        let (parts, body) = response.into_parts();
+        Ok(Streaming {
+            status: parts.status,
+            body,
+            _send: conn.send,
+        })
+    }
+}
+
+/// A response being read as it comes; the connection lives as long as it does.
+pub struct Streaming {
+    pub status: StatusCode,
+    pub body: hyper::body::Incoming,
+    _send: SendRequest<Full<Bytes>>,
 }
 
 /// A whole response.

@@ -5,16 +5,21 @@
 //! (BENCHMARKS.md's house style): push throughput (baseline: the same batches straight into
 //! tdsync's store), pull at the head (baseline: `GET /healthz` on the same server), a 1000-event
 //! page (baseline: the same page from the store) and the snapshot of a 10,000-issue project
-//! (baseline: the store building and reading it). Progress goes to stderr, figures to stdout.
+//! (baseline: the store building and reading it); the live layer — idle SSE streams, the fan-out
+//! of a push to SSE subscribers, long-polled pulls (`sse`, `long_poll`). Progress goes to
+//! stderr, figures to stdout.
 
 mod histogram;
 mod http;
+mod long_poll;
 mod many;
 mod pull;
 mod push;
 mod redis_head;
 mod report;
 mod snapshot;
+mod sse;
+mod subprocess;
 mod target;
 mod workload;
 
@@ -37,28 +42,37 @@ Measure a sync server under load: push throughput (500-event batches of td-shape
 concurrent devices), pull at the head (N concurrent pollers; req/s, p50/p99), one 1000-event pull \
 page (latency), the snapshot of a 10,000-issue project (first build, cached download), and many \
 small projects (--projects of them, --project-events events each: the creation rate, then polling \
-them at random next to polling one; in-process also disk per project, memory and open files).
+them at random next to polling one; in-process also disk per project, memory and open files), \
+idle SSE streams (--sse-connections of them: the server's memory per stream), the fan-out of a \
+push to --subscribers SSE streams (until the last has it, p50/p99), and long-polled pulls \
+(--long-polls of them: from a push to their answers, p50/p99; and how close to its deadline an \
+unanswered one returns).
 
 Every figure is the median of --rounds rounds, printed next to a baseline measured by the same \
 command: the same batches pushed straight into tdsync's store; GET /healthz on the same server; \
 the same page from the store; the store building and reading the snapshot; the same polling of one \
-project. Compare ratios across \
+project; idle keep-alive connections; the same push heard by one subscriber; a plain pull sent \
+right after the push is answered; a plain pull at the head. Compare ratios across \
 runs, not raw numbers: the baselines move with the machine's load as much as the figures do.
 
 Without --url, tdsync bench starts its own tdsync in-process (own worker threads) on a free \
 loopback port, with a fresh temporary data directory and SQLite control plane, a tenant and a \
-write token, and removes it all at the end. With --url it measures any td-compatible server (td's \
-v1 API: tdsync, or td's own td-sync), creating the projects it needs with POST /v1/projects unless \
---project names one (then every measurement uses that project, and events are added to it). \
-The bench makes every request with one token from one address, far more than a server's rate \
-limits allow: raise them on the server it measures (tdsync serve --rate-limit-push and the \
-others, as infra/bench-vs-td-sync.sh does for both servers); in-process they are out of reach.
+write token, and removes it all at the end; the server's memory per idle SSE stream is read \
+from `tdsync serve` run from this binary as a process of its own (a fresh one per round). With \
+--url it measures any td-compatible server (td's v1 API: tdsync, or td's own td-sync), creating \
+the projects it needs with POST /v1/projects unless --project names one (then every measurement \
+uses that project, and events are added to it). The bench makes every request with one token \
+from one address, far more than a server's rate limits allow: raise them on the server it \
+measures (tdsync serve --rate-limit-push and the others, as infra/bench-vs-td-sync.sh does for \
+both servers); in-process, and in the servers it starts itself, they are out of reach.
 
 Examples:
   tdsync bench
   tdsync bench --only pull-head --pollers 64 --duration 5
   tdsync bench --only pull-head --redis redis://127.0.0.1:6379
   tdsync bench --only many-projects --projects 10000 --pollers 16
+  tdsync bench --only sse,long-poll
+  tdsync bench --only sse,long-poll --sse-connections 500 --subscribers 100 --live-pushes 5
   tdsync bench --url http://127.0.0.1:8080 --token tds_… --json";
 
 /// What `tdsync bench` can measure.
@@ -75,6 +89,12 @@ pub enum Measurement {
     /// Many small projects: creation rate, then polling (pull at the head and status) across
     /// them next to the same polling of one project; disk, memory and open files in-process.
     ManyProjects,
+    /// The live layer's SSE stream: the server's memory per idle stream, and the fan-out of a
+    /// push to many subscribers (until the last has it, p50/p99).
+    Sse,
+    /// Long-polled pulls (`wait=`): from a push to their answers (p50/p99), and how close to
+    /// its deadline an unanswered one returns.
+    LongPoll,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -113,6 +133,18 @@ pub struct BenchArgs {
     /// Events pushed into each of the many projects (one push each).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub project_events: usize,
+    /// Idle SSE streams held open on one project for the server's memory per stream (sse).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub sse_connections: usize,
+    /// SSE subscribers of one project that a push is fanned out to (sse).
+    #[arg(long, value_name = "N", default_value_t = 1_000)]
+    pub subscribers: usize,
+    /// Concurrent long-polled pulls waiting at the head of one project (long-poll).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub long_polls: usize,
+    /// Pushes per round for the SSE fan-out and the long polls, and for each of their baselines.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub live_pushes: usize,
     /// Seconds each timed round lasts (push, pull at the head, pull page; and each baseline).
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub duration: f64,
@@ -183,10 +215,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         || args.push_projects == 0
         || args.projects == 0
         || args.project_events == 0
+        || args.sse_connections == 0
+        || args.subscribers == 0
+        || args.long_polls == 0
+        || args.live_pushes == 0
     {
         bail!(
-            "--devices, --push-projects, --pollers, --rounds, --projects and --project-events \
-             must be at least 1"
+            "--devices, --push-projects, --pollers, --rounds, --projects, --project-events, \
+             --sse-connections, --subscribers, --long-polls and --live-pushes must be at least 1"
         );
     }
     if args.project_events > tdsync_protocol::wire::MAX_PUSH_EVENTS {
@@ -322,6 +358,15 @@ async fn measure(
             bail!("many-projects makes projects of its own: leave out --project");
         }
         figures.extend(many::run(&ctx, args.projects, args.project_events).await?);
+    }
+    // Long polls first: each is answered before the next push, so none is left waiting when the
+    // SSE fan-out counts its subscribers.
+    if want(Measurement::LongPoll) {
+        figures.extend(long_poll::run(&ctx, args.long_polls, args.live_pushes).await?);
+    }
+    if want(Measurement::Sse) {
+        figures.extend(sse::fanout(&ctx, args.subscribers, args.live_pushes).await?);
+        figures.extend(sse::idle(&ctx, args.sse_connections).await?);
     }
     let header = Header {
         target: url.to_string(),

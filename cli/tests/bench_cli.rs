@@ -111,6 +111,67 @@ fn many_projects_are_created_filled_polled_and_measured_on_disk() {
 }
 
 #[test]
+fn the_live_layer_is_measured_with_baselines_and_targets() {
+    let doc = bench(&[
+        "--only",
+        "sse,long-poll",
+        "--sse-connections",
+        "40",
+        "--subscribers",
+        "20",
+        "--long-polls",
+        "4",
+        "--live-pushes",
+        "3",
+    ]);
+    let names: Vec<&str> = doc["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "long_poll",
+            "long_poll_deadline",
+            "sse_fanout",
+            "sse_fanout_subscriber",
+            "sse_idle_rss",
+            "sse_open"
+        ],
+        "only what was asked"
+    );
+    for name in ["long_poll", "long_poll_deadline", "sse_fanout"] {
+        let m = measurement(&doc, name);
+        assert!(m["measured"]["p99_ms"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["baseline"]["p99_ms"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["target"]["met"].is_boolean(), "{m}");
+    }
+    assert!(
+        measurement(&doc, "sse_fanout")["title"]
+            .as_str()
+            .unwrap()
+            .contains("20 SSE subscribers")
+    );
+    // Read from a `tdsync serve` of its own. Forty streams may fit in memory its warm-up freed,
+    // so only that there is a figure, and its baseline, is asserted.
+    let idle = measurement(&doc, "sse_idle_rss");
+    assert!(
+        idle["measured"]["median"].as_f64().unwrap() >= 0.0,
+        "{idle}"
+    );
+    assert!(
+        idle["baseline"]["median"].as_f64().unwrap() >= 0.0,
+        "{idle}"
+    );
+    assert!(
+        idle["title"].as_str().unwrap().contains("40 streams"),
+        "{idle}"
+    );
+}
+
+#[test]
 fn impossible_settings_are_refused_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
         .args(["bench", "--devices", "0"])

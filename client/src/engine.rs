@@ -1,7 +1,7 @@
 //! One client's sync loop: push what is pending, then pull until caught up, as td does — with
 //! the database lock taken only around local writes, never across a network call.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
 use tdsync_protocol::{
     EntityType,
@@ -10,7 +10,7 @@ use tdsync_protocol::{
 
 use crate::{
     tddb::{TdDatabase, TdDbError, acks_of},
-    transport::{Transport, TransportError},
+    transport::{Cancel, Transport, TransportError},
 };
 
 /// Who the client is on the wire: td's device id (stable per installation) and the session id
@@ -179,16 +179,28 @@ impl<T: Transport> SyncClient<T> {
     /// Pulls pages from the cursor until the server has nothing newer, applying each page in
     /// one local transaction. A transient apply failure stops with the cursor where it was.
     pub fn pull(&self) -> Result<PullReport, SyncError> {
-        self.pull_limited(usize::MAX, self.options.pull_limit)
+        self.pull_limited(usize::MAX, self.options.pull_limit, None)
+    }
+
+    /// [`pull`](Self::pull), whose first request waits at the head up to `wait` for new events
+    /// (a long poll, where the transport has them); the pages after it are asked at once. A
+    /// cancel ends the wait with [`TransportError::Cancelled`], nothing applied.
+    pub fn pull_waiting(&self, wait: Duration, cancel: &Cancel) -> Result<PullReport, SyncError> {
+        self.pull_limited(usize::MAX, self.options.pull_limit, Some((wait, cancel)))
     }
 
     /// Pulls at most `max_pages` pages of `page_size` events and stops, caught up or not (what
     /// a process that dies in the middle of a pull has done).
     pub fn pull_pages(&self, max_pages: usize, page_size: i64) -> Result<PullReport, SyncError> {
-        self.pull_limited(max_pages, page_size)
+        self.pull_limited(max_pages, page_size, None)
     }
 
-    fn pull_limited(&self, max_pages: usize, page_size: i64) -> Result<PullReport, SyncError> {
+    fn pull_limited(
+        &self,
+        max_pages: usize,
+        page_size: i64,
+        mut wait: Option<(Duration, &Cancel)>,
+    ) -> Result<PullReport, SyncError> {
         let mut report = PullReport::default();
         let exclude = self
             .options
@@ -208,11 +220,15 @@ impl<T: Transport> SyncClient<T> {
                 .ok_or(SyncError::NotLinked)?
                 .last_pulled_server_seq;
             report.cursor = cursor;
-            let page = self.transport.pull(&PullQuery {
+            let query = PullQuery {
                 after_server_seq: cursor,
                 limit: Some(page_size),
                 exclude_client: exclude.clone(),
-            })?;
+            };
+            let page = match wait.take() {
+                Some((wait, cancel)) => self.transport.pull_wait(&query, wait, cancel)?,
+                None => self.transport.pull(&query)?,
+            };
             if page.events.is_empty() {
                 break;
             }

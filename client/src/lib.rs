@@ -14,6 +14,6 @@ pub mod tddb;
 pub mod testing;
 pub mod transport;
 
-pub use agent::{AgentEvent, AgentOptions, SyncAgent};
+pub use agent::{AgentEvent, AgentOptions, AgentStats, SyncAgent};
 pub use engine::{Identity, SyncClient, SyncError, SyncOptions};
-pub use transport::{Transport, TransportError};
+pub use transport::{Advice, Cancel, Transport, TransportError};

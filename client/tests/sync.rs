@@ -1,19 +1,28 @@
 //! The sync engine and agent through the in-process transport: convergence of several clients,
 //! lost replies and duplicate delivery, partitions, a server restart, and the agent's
-//! lifecycle (subscribers, pause/resume, stop flushing what is pending).
+//! lifecycle (subscribers, pause/resume, stop flushing what is pending) and live behaviour
+//! (long polls when the server offers them, polling otherwise, the server's poll advice).
 
 mod common;
 
-use std::{sync::mpsc::RecvTimeoutError, time::Duration};
+use std::{
+    sync::{
+        Arc, Mutex,
+        mpsc::{self, RecvTimeoutError},
+    },
+    time::{Duration, Instant},
+};
 
 use common::{db_path, issue_json, log_action};
 use serde_json::{Value, json};
 use tdsync_client::{
-    AgentEvent, AgentOptions, Identity, SyncAgent, SyncClient, SyncError, TransportError,
+    Advice, AgentEvent, AgentOptions, Cancel, Identity, SyncAgent, SyncClient, SyncError,
+    Transport, TransportError,
     tddb::TdDatabase,
     transport::in_process::{Faults, InProcess, LocalServer},
 };
 use tdsync_projection::Dump;
+use tdsync_protocol::wire::{PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus};
 use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
 
 struct World {
@@ -341,6 +350,7 @@ fn fast() -> AgentOptions {
     AgentOptions {
         fast: Duration::from_millis(20),
         idle: Duration::from_millis(200),
+        ..AgentOptions::default()
     }
 }
 
@@ -409,6 +419,7 @@ fn the_agent_pauses_resumes_and_flushes_on_stop() {
         AgentOptions {
             fast: Duration::from_secs(3600),
             idle: Duration::from_secs(3600),
+            ..AgentOptions::default()
         },
     );
     agent.pause();
@@ -425,6 +436,7 @@ fn polling_speeds_up_after_a_nudge() {
     let opts = AgentOptions {
         fast: Duration::from_millis(10),
         idle: Duration::from_millis(80),
+        ..AgentOptions::default()
     };
     let agent = SyncAgent::start(a, opts);
     // Idle syncs back the interval off to the idle bound.
@@ -438,6 +450,217 @@ fn polling_speeds_up_after_a_nudge() {
         std::thread::yield_now();
     }
     agent.notify_local_change();
+    assert_eq!(agent.stats().interval, opts.fast);
+    agent.stop().1.unwrap();
+}
+
+/// Waits (checking every millisecond, at most 10 s) until `condition` holds.
+fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn changed_entity(rx: &mpsc::Receiver<AgentEvent>, id: &str) {
+    match next_change(rx) {
+        AgentEvent::Changed { entities, .. } => {
+            assert!(entities.iter().any(|(_, e)| e == id), "{entities:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Polling so slow that only a long poll can bring a change within the tests' bounds.
+fn slow() -> AgentOptions {
+    AgentOptions {
+        fast: Duration::from_secs(30),
+        idle: Duration::from_secs(60),
+        ..AgentOptions::default()
+    }
+}
+
+#[test]
+fn offered_long_polls_bring_another_clients_push_at_once() {
+    let mut w = world();
+    w.server.offer_long_polls(Some(Duration::from_secs(25)));
+    let a = w.client("dev-a", Faults::default(), 20);
+    let b = w.client("dev-b", Faults::default(), 21);
+    assert_eq!(
+        a.transport().advice().long_poll,
+        Some(Duration::from_secs(25))
+    );
+    let agent = SyncAgent::start(a, slow());
+    let events = agent.subscribe();
+    eventually("a long poll is in flight", || agent.stats().long_polling);
+
+    create_issue(b.db(), "td-700000", "from b");
+    let pushed = Instant::now();
+    b.sync().unwrap();
+    changed_entity(&events, "td-700000");
+    let took = pushed.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "{took:?}: a poll every 30 s could not have brought it"
+    );
+    let stats = agent.stats();
+    assert_eq!(stats.syncs, 1, "only the first sync: {stats:?}");
+    assert!(stats.long_polls >= 1, "{stats:?}");
+
+    // A nudge does not wait for the long poll in flight: it syncs now.
+    eventually("waiting at the head again", || agent.stats().long_polling);
+    agent.notify_remote_change();
+    eventually("the nudge's sync", || agent.stats().syncs == 2);
+
+    let (a, flushed) = agent.stop();
+    assert_eq!(flushed.unwrap().sent, 0);
+    assert_converged(&w, &[&a, &b]);
+}
+
+#[test]
+fn stop_and_pause_do_not_wait_for_a_long_poll() {
+    let mut w = world();
+    w.server.offer_long_polls(Some(Duration::from_secs(25)));
+    let a = w.client("dev-a", Faults::default(), 22);
+    let agent = SyncAgent::start(a, slow());
+    eventually("a long poll is in flight", || agent.stats().long_polling);
+    agent.pause();
+    eventually("the long poll is cancelled", || !agent.stats().long_polling);
+    let paused = agent.stats();
+    assert_eq!(
+        (paused.long_polls, paused.syncs),
+        (0, 1),
+        "cancelled, not answered: {paused:?}"
+    );
+    agent.resume();
+    eventually("a sync, then a long poll again", || {
+        let s = agent.stats();
+        s.syncs == 2 && s.long_polling
+    });
+    let asked = Instant::now();
+    let (_a, flushed) = agent.stop();
+    let took = asked.elapsed();
+    assert!(flushed.is_ok());
+    assert!(
+        took < Duration::from_secs(2),
+        "stop waited {took:?} for a 25 s long poll"
+    );
+}
+
+#[test]
+fn without_an_offer_the_agent_polls() {
+    let mut w = world();
+    let a = w.client("dev-a", Faults::default(), 23);
+    let b = w.client("dev-b", Faults::default(), 24);
+    assert_eq!(a.transport().advice(), Advice::default());
+    let agent = SyncAgent::start(a, fast());
+    let events = agent.subscribe();
+    eventually("a few polls", || agent.stats().syncs >= 3);
+    create_issue(b.db(), "td-800000", "from b");
+    b.sync().unwrap();
+    changed_entity(&events, "td-800000");
+    let stats = agent.stats();
+    assert_eq!(
+        (stats.long_polls, stats.long_polling),
+        (0, false),
+        "{stats:?}"
+    );
+    agent.stop().1.unwrap();
+
+    // A client may also decline an offer.
+    w.server.offer_long_polls(Some(Duration::from_secs(25)));
+    let c = w.client("dev-c", Faults::default(), 25);
+    let agent = SyncAgent::start(
+        c,
+        AgentOptions {
+            long_poll: false,
+            ..fast()
+        },
+    );
+    eventually("a few polls", || agent.stats().syncs >= 3);
+    assert_eq!(agent.stats().long_polls, 0);
+    agent.stop().1.unwrap();
+}
+
+/// A transport whose server advises a poll interval (as `X-Poll-Interval` does over HTTP) and
+/// that reports every pull.
+struct Advising {
+    inner: InProcess,
+    advice: Arc<Mutex<Advice>>,
+    pulls: Mutex<mpsc::Sender<()>>,
+}
+
+impl Transport for Advising {
+    fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
+        self.inner.push(request)
+    }
+    fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
+        let _ = self.pulls.lock().unwrap().send(());
+        self.inner.pull(query)
+    }
+    fn status(&self) -> Result<SyncStatus, TransportError> {
+        self.inner.status()
+    }
+    fn pull_wait(
+        &self,
+        query: &PullQuery,
+        wait: Duration,
+        cancel: &Cancel,
+    ) -> Result<PullResponse, TransportError> {
+        self.inner.pull_wait(query, wait, cancel)
+    }
+    fn advice(&self) -> Advice {
+        *self.advice.lock().unwrap()
+    }
+}
+
+#[test]
+fn the_agent_honours_the_servers_poll_interval() {
+    let mut w = world();
+    let (db, inner) = w.client("dev-a", Faults::default(), 26).into_parts();
+    let (tx, pulls) = mpsc::channel();
+    let seven = Advice {
+        long_poll: None,
+        poll_interval: Some(Duration::from_secs(7)),
+    };
+    let advice = Arc::new(Mutex::new(seven));
+    let transport = Advising {
+        inner,
+        advice: advice.clone(),
+        pulls: Mutex::new(tx),
+    };
+    let client = SyncClient::new(
+        db,
+        transport,
+        Identity {
+            device_id: "dev-a".into(),
+            session_id: "ses_dev-a".into(),
+        },
+    );
+    // On its own this agent would poll every 10–50 ms.
+    let opts = AgentOptions {
+        fast: Duration::from_millis(10),
+        idle: Duration::from_millis(50),
+        ..AgentOptions::default()
+    };
+    let agent = SyncAgent::start(client, opts);
+    pulls.recv_timeout(Duration::from_secs(10)).unwrap();
+    eventually("the first sync", || agent.stats().syncs == 1);
+    assert_eq!(agent.stats().interval, Duration::from_secs(7));
+    assert_eq!(
+        pulls.recv_timeout(Duration::from_millis(500)),
+        Err(RecvTimeoutError::Timeout),
+        "polled again before the advised 7 s"
+    );
+
+    // Advice below the agent's fast interval is raised to it; a nudge still syncs at once.
+    *advice.lock().unwrap() = Advice {
+        long_poll: None,
+        poll_interval: Some(Duration::ZERO),
+    };
+    agent.notify_local_change();
+    eventually("polling every 10 ms", || agent.stats().syncs >= 5);
     assert_eq!(agent.stats().interval, opts.fast);
     agent.stop().1.unwrap();
 }

@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use tdsync_protocol::wire::{PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus};
 
-use super::{Transport, TransportError};
+use super::{Advice, Cancel, Transport, TransportError};
 
 /// Network faults, each a probability per call (0 = never), plus latency.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -122,8 +122,8 @@ impl<T: Transport> Faulty<T> {
         }
         let mut result = op(&self.inner);
         // A request that never reached the server (it is down, unreachable) has no second
-        // delivery and no reply to lose.
-        if let Err(e @ TransportError::Network(_)) = result {
+        // delivery and no reply to lose; nor has a call its caller gave up on.
+        if let Err(e @ (TransportError::Network(_) | TransportError::Cancelled)) = result {
             return Err(e);
         }
         if self.chance(self.faults.duplicate) {
@@ -152,5 +152,19 @@ impl<T: Transport> Transport for Faulty<T> {
 
     fn status(&self) -> Result<SyncStatus, TransportError> {
         self.call(false, |t| t.status())
+    }
+
+    fn pull_wait(
+        &self,
+        query: &PullQuery,
+        wait: std::time::Duration,
+        cancel: &Cancel,
+    ) -> Result<PullResponse, TransportError> {
+        self.call(false, |t| t.pull_wait(query, wait, cancel))
+    }
+
+    /// The server's advice reaches the client through the faults unchanged.
+    fn advice(&self) -> Advice {
+        self.inner.advice()
     }
 }

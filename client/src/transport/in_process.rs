@@ -2,15 +2,22 @@
 //! handlers call — behind the network's faults ([`super::faulty`]: latency and jitter, requests
 //! that never arrive, replies lost after the server acted, duplicate delivery, server errors,
 //! partitions), drawn from a seeded generator so a run is reproducible from its seed.
+//!
+//! Long polls are the gateway's (its live layer), not the store's, so an in-process server
+//! offers none unless asked ([`LocalServer::offer_long_polls`]); then it holds a pull at the
+//! head until a push through any of its transports, as `tdsync serve` does.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 use tdsync_protocol::wire::{PullQuery, PullResponse, PushRequest, PushResponse, SyncStatus};
 use tdsync_tenants::{Project, ProjectId, StoreError, TenantId, Tenants};
 
 pub use super::faulty::{FaultCounts, Faults, Faulty};
-use super::{Transport, TransportError};
+use super::{Advice, Cancel, Transport, TransportError};
 
 /// An in-process server that can be stopped and started again on the same data directory (a
 /// restart drops every in-memory state: shard handles, cached heads). Calls made while it is
@@ -18,12 +25,31 @@ use super::{Transport, TransportError};
 #[derive(Clone)]
 pub struct LocalServer {
     store: Arc<RwLock<Option<Tenants>>>,
+    live: Arc<Live>,
+}
+
+/// The long polls of an in-process server: its offer, and a wake-up for every push made
+/// through its transports (pushes straight into the store are not seen).
+#[derive(Default)]
+struct Live {
+    offer: Mutex<Option<Duration>>,
+    pushes: Mutex<u64>,
+    pushed: Condvar,
+}
+
+impl Live {
+    fn wake(&self) {
+        let mut pushes = self.pushes.lock();
+        *pushes += 1;
+        self.pushed.notify_all();
+    }
 }
 
 impl LocalServer {
     pub fn new(store: Tenants) -> LocalServer {
         LocalServer {
             store: Arc::new(RwLock::new(Some(store))),
+            live: Arc::default(),
         }
     }
 
@@ -31,7 +57,13 @@ impl LocalServer {
     pub fn stopped() -> LocalServer {
         LocalServer {
             store: Arc::new(RwLock::new(None)),
+            live: Arc::default(),
         }
+    }
+
+    /// Offers long polls of up to `max` (as `tdsync serve` offers 25 s), or none.
+    pub fn offer_long_polls(&self, max: Option<Duration>) {
+        *self.live.offer.lock() = max;
     }
 
     /// Stops the server once calls in flight have finished, closing every shard.
@@ -87,7 +119,9 @@ impl Local {
 
 impl Transport for Local {
     fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
-        self.call(|p| p.push(request))
+        let response = self.call(|p| p.push(request))?;
+        self.server.live.wake();
+        Ok(response)
     }
 
     fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
@@ -96,6 +130,51 @@ impl Transport for Local {
 
     fn status(&self) -> Result<SyncStatus, TransportError> {
         self.call(Project::status)
+    }
+
+    /// With long polls offered: an empty page waits (without holding the store, so a restart
+    /// does not wait for it) for a push through this server, the deadline or the cancel.
+    fn pull_wait(
+        &self,
+        query: &PullQuery,
+        wait: Duration,
+        cancel: &Cancel,
+    ) -> Result<PullResponse, TransportError> {
+        let live = &self.server.live;
+        let Some(max) = *live.offer.lock() else {
+            return self.pull(query);
+        };
+        let deadline = Instant::now() + wait.min(max);
+        // Counted before the first look, so a push in between is not missed.
+        let mut seen = *live.pushes.lock();
+        let woken = live.clone();
+        cancel.on_cancel(move || {
+            let _pushes = woken.pushes.lock();
+            woken.pushed.notify_all();
+        });
+        loop {
+            if cancel.is_cancelled() {
+                return Err(TransportError::Cancelled);
+            }
+            let page = self.pull(query)?;
+            if !page.events.is_empty() || Instant::now() >= deadline {
+                return Ok(page);
+            }
+            let mut pushes = live.pushes.lock();
+            while *pushes == seen && !cancel.is_cancelled() {
+                if live.pushed.wait_until(&mut pushes, deadline).timed_out() {
+                    break;
+                }
+            }
+            seen = *pushes;
+        }
+    }
+
+    fn advice(&self) -> Advice {
+        Advice {
+            long_poll: *self.server.live.offer.lock(),
+            poll_interval: None,
+        }
     }
 }
 
