@@ -130,45 +130,63 @@ fn long_poll(
     })
 }
 
+/// Two `tdsync serve` processes of one deployment: one control plane (tenant and project ids
+/// are the same on each), two data directories, one Redis, both listening on it.
+struct Pair {
+    a: ServeProcess,
+    b: ServeProcess,
+    project: String,
+    token: String,
+}
+
+impl Pair {
+    fn start(root: &Path, url: &str, more: &[&str]) -> Pair {
+        let prefix = unique_prefix();
+        let control_plane = format!("sqlite://{}", root.join("control-plane.db").display());
+        let mut args = vec![
+            "--redis",
+            url,
+            "--redis-prefix",
+            prefix.as_str(),
+            "--control-plane",
+            control_plane.as_str(),
+        ];
+        args.extend(more);
+        let a = server(root, "a", &args);
+        let b = server(root, "b", &args);
+        let admin = |args: &[&str]| {
+            let mut all = vec!["--control-plane", control_plane.as_str()];
+            all.extend(args);
+            a.admin(&all).unwrap()
+        };
+        let tenant = admin(&["tenant", "create", "acme"]);
+        let project = admin(&["project", "create", "--tenant", &tenant, "web"]);
+        let token = admin(&["token", "mint", "--tenant", &tenant, "--scope", "admin"]);
+        eventually("both servers listen on Redis", SOON, || {
+            subscribers(url, &format!("{prefix}changes")) == 2
+        });
+        Pair {
+            a,
+            b,
+            project,
+            token,
+        }
+    }
+}
+
 #[test]
 fn two_servers_sharing_one_redis_wake_each_others_streams_and_long_polls() {
     let Some(url) = redis_url("two_servers_sharing_one_redis") else {
         return;
     };
-    let prefix = unique_prefix();
     let root = tempfile::tempdir().unwrap();
-    // One control plane for both (tenant and project ids are the same on each), two data
-    // directories: two processes of one deployment.
-    let control_plane = format!(
-        "sqlite://{}",
-        root.path().join("control-plane.db").display()
-    );
-    let args = [
-        "--redis",
-        url.as_str(),
-        "--redis-prefix",
-        prefix.as_str(),
-        "--control-plane",
-        control_plane.as_str(),
-    ];
-    let a = server(root.path(), "a", &args);
-    let b = server(root.path(), "b", &args);
-    let admin = |args: &[&str]| {
-        let mut all = vec!["--control-plane", control_plane.as_str()];
-        all.extend(args);
-        a.admin(&all).unwrap()
-    };
-    let tenant = admin(&["tenant", "create", "acme"]);
-    let project = admin(&["project", "create", "--tenant", &tenant, "web"]);
-    let token = admin(&["token", "mint", "--tenant", &tenant, "--scope", "admin"]);
-    let (base_a, base_b) = (a.base_url(), b.base_url());
-    eventually("both servers listen on Redis", SOON, || {
-        subscribers(&url, &format!("{prefix}changes")) == 2
-    });
+    let pair = Pair::start(root.path(), &url, &[]);
+    let (project, token) = (pair.project.as_str(), pair.token.as_str());
+    let (base_a, base_b) = (pair.a.base_url(), pair.b.base_url());
 
     // A long-poll with nothing pushed returns at its deadline.
     let started = Instant::now();
-    let (status, returned) = long_poll(&base_b, &project, &token, 0, 1).join().unwrap();
+    let (status, returned) = long_poll(&base_b, project, token, 0, 1).join().unwrap();
     let held = returned - started;
     assert_eq!(status, 200);
     assert!(
@@ -176,13 +194,13 @@ fn two_servers_sharing_one_redis_wake_each_others_streams_and_long_polls() {
         "held {held:?} for wait=1"
     );
 
-    let on_a = EventStream::open(&base_a, &project, &token, None).unwrap();
-    let on_b = EventStream::open(&base_b, &project, &token, None).unwrap();
-    let waiting_on_b = long_poll(&base_b, &project, &token, 0, 20);
+    let on_a = EventStream::open(&base_a, project, token, None).unwrap();
+    let on_b = EventStream::open(&base_b, project, token, None).unwrap();
+    let waiting_on_b = long_poll(&base_b, project, token, 0, 20);
     eventually("b has its stream and its long-poll", SOON, || {
         metric(&base_b, "tdsync_live_subscribers") == Some(2.0)
     });
-    let reply = push(&base_a, &project, &token, 1, 2);
+    let reply = push(&base_a, project, token, 1, 2);
     let pushed = Instant::now();
     assert_eq!(reply["accepted"], 2, "{reply}");
     let (status, returned) = waiting_on_b.join().unwrap();
@@ -195,11 +213,81 @@ fn two_servers_sharing_one_redis_wake_each_others_streams_and_long_polls() {
     );
     // Every push reaches both streams, in order.
     for (first, n) in [(3, 1), (4, 3), (7, 1)] {
-        push(&base_a, &project, &token, first, n);
+        push(&base_a, project, token, first, n);
     }
     assert_eq!(heads_until(&on_a, 7), vec![2, 3, 6, 7]);
     assert_eq!(heads_until(&on_b, 7), vec![2, 3, 6, 7]);
     assert_eq!(live_health(&base_b), "redis: up");
+}
+
+#[test]
+fn two_servers_sharing_one_redis_count_a_tokens_requests_together() {
+    let Some(url) = redis_url("two_servers_count_together") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // 20 other requests a minute per token, all of them available at once on each server.
+    let limit = ["--rate-limit-other", "20", "--rate-limit-other-burst", "20"];
+    let pair = Pair::start(root.path(), &url, &limit);
+    let status = |base: &str| {
+        let url = format!("{base}/v1/projects/{}/sync/status", pair.project);
+        let mut reply = agent()
+            .get(url)
+            .header("Authorization", format!("Bearer {}", pair.token))
+            .call()
+            .unwrap();
+        let retry_after = reply.headers().get("retry-after").cloned();
+        let body = reply.body_mut().read_to_string().unwrap();
+        (reply.status().as_u16(), retry_after, body)
+    };
+    let (base_a, base_b) = (pair.a.base_url(), pair.b.base_url());
+    // Shared counts are per wall-clock minute: start early enough in one that all of this fits.
+    eventually(
+        "a minute with time to spare",
+        Duration::from_secs(20),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap();
+            now.as_secs() % 60 < 40
+        },
+    );
+    // 14 on a and 7 on b: each server alone is well within its burst, together over the rate.
+    for _ in 0..14 {
+        assert_eq!(status(&base_a).0, 200);
+    }
+    let mut on_b = 0;
+    for _ in 0..7 {
+        assert_eq!(status(&base_b).0, 200);
+        on_b += 1;
+    }
+    // b learns the shared count at its next sync with Redis (every second) and refuses while
+    // its own bucket still holds requests: the refusal can only come from a's count.
+    let deadline = Instant::now() + SOON;
+    let refused = loop {
+        let (code, retry_after, body) = status(&base_b);
+        on_b += 1;
+        if code == 429 {
+            break (retry_after, body);
+        }
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            on_b < 20 && Instant::now() < deadline,
+            "b never saw a's requests: {on_b} requests on b alone were allowed"
+        );
+        // Polling a condition under the assertion above.
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (retry_after, body) = refused;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "rate_limited", "{body}");
+    let secs: u64 = retry_after
+        .expect("a 429 says when to retry")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&secs), "Retry-After: {secs}");
 }
 
 /// One td installation: its own HOME (auth.json with a stable device id) and project directory.
