@@ -287,6 +287,32 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// Every rate limit of the run's server at 10^9: a run's simulated devices share one token and
+/// one address and make far more requests than any real token; a run checks convergence, and
+/// limits have tests of their own.
+const LIMITS_OUT_OF_REACH: &[&str] = &[
+    "--rate-limit-push",
+    "1000000000",
+    "--rate-limit-push-burst",
+    "1000000000",
+    "--rate-limit-pull",
+    "1000000000",
+    "--rate-limit-pull-burst",
+    "1000000000",
+    "--rate-limit-other",
+    "1000000000",
+    "--rate-limit-other-burst",
+    "1000000000",
+    "--rate-limit-ip",
+    "1000000000",
+    "--rate-limit-ip-burst",
+    "1000000000",
+    "--rate-limit-auth-failures",
+    "1000000000",
+    "--rate-limit-auth-failures-burst",
+    "1000000000",
+];
+
 /// A run's server over HTTP: the process, and the tenant, token and project made for the run.
 pub struct Remote {
     pub process: ServeProcess,
@@ -301,7 +327,8 @@ impl Remote {
     /// Makes a tenant and a token with the admin commands, starts `tdsync serve` on `data_dir`,
     /// and creates the run's project through `POST /v1/projects`.
     pub fn start(bin: &Path, data_dir: &Path, log_path: &Path) -> Result<Remote, String> {
-        let mut process = ServeProcess::new(bin, data_dir, log_path);
+        let mut process =
+            ServeProcess::new(bin, data_dir, log_path).with_serve_args(LIMITS_OUT_OF_REACH);
         let tenant = process.admin(&["tenant", "create", "harness"])?;
         let token = process.admin(&[
             "token", "mint", "--tenant", &tenant, "--scope", "admin", "--name", "harness",
