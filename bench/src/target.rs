@@ -72,6 +72,7 @@ impl InProcess {
             durability: Durability::Normal,
             redis,
             limits: never_refusing(),
+            backup: None,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

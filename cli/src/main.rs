@@ -32,6 +32,8 @@ enum Command {
     Serve(tdsync_gateway::configuration::ServeArgs),
     #[command(flatten)]
     Admin(tdsync_acl::cli::AdminCommand),
+    #[command(flatten)]
+    Backup(tdsync_backup::cli::BackupCommand),
     /// Run sync scenarios against a tdsync server and check that every replica converges.
     Harness(tdsync_harness::cli::HarnessArgs),
     /// Load-test a sync server (this one in-process, or any td-compatible one with --url):
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve(args, control_plane),
         Command::Admin(command) => tdsync_acl::cli::run(command, &control_plane),
+        Command::Backup(command) => backup(command, &control_plane),
         Command::Harness(args) => tdsync_harness::cli::run(args),
         Command::Bench(args) => tdsync_bench::run(args),
     };
@@ -82,6 +85,7 @@ fn serve(
         durability: args.durability,
         redis: args.redis_config(),
         limits: args.rate_limits.limits(),
+        backup: args.backup(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -103,6 +107,19 @@ fn serve(
         startup::serve(listener, state, startup::shutdown_signal()).await
     })?;
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `tdsync backup|restore|verify`: the control plane is backed up with the shards when it is
+/// the SQLite file.
+fn backup(
+    command: tdsync_backup::cli::BackupCommand,
+    location: &tdsync_acl::cli::Location,
+) -> anyhow::Result<std::process::ExitCode> {
+    let sqlite = match location.url()? {
+        tdsync_acl::ControlPlaneUrl::Sqlite(path) => Some(path),
+        tdsync_acl::ControlPlaneUrl::Postgres(_) => None,
+    };
+    tdsync_backup::cli::run(command, &location.data_dir, sqlite.as_deref())
 }
 
 /// `tdsync … | head` closes stdout early; Rust's `println!` then panics. A command-line tool

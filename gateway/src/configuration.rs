@@ -17,7 +17,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TDSYNC_MAX_OPEN_SHARDS", default_value_t = tdsync_tenants::TenantsConfig::DEFAULT_MAX_OPEN_SHARDS)]
     pub max_open_shards: usize,
     /// `normal`: commits survive a crash of tdsync (the newest may be lost on power failure);
-    /// `full`: every push is on disk before it is acknowledged.
+    /// `full`: every push is on disk before it is acknowledged; `replicated` (needs
+    /// --backup-to): every push is in a segment of the backup before it is acknowledged, so an
+    /// acknowledged event survives the loss of the whole machine.
     #[arg(long, env = "TDSYNC_DURABILITY", value_enum, default_value_t = Durability::Normal)]
     pub durability: Durability,
     /// Log format.
@@ -35,11 +37,34 @@ pub struct ServeArgs {
     /// Put before every Redis key and channel (deployments sharing one Redis keep apart).
     #[arg(long, env = "TDSYNC_REDIS_PREFIX", default_value = tdsync_live_redis::RedisConfig::DEFAULT_PREFIX)]
     pub redis_prefix: String,
+    /// Ship every project's log (and snapshots, and a SQLite control plane) to this object
+    /// storage: file:///PATH or s3://BUCKET/PREFIX (credentials, region and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, or
+    /// ?endpoint=URL&region=R). Empty: no backups.
+    #[arg(long, env = "TDSYNC_BACKUP_TO", value_name = "URL", default_value = "")]
+    pub backup_to: String,
+    /// Seconds between shipments of what changed.
+    #[arg(long, env = "TDSYNC_BACKUP_INTERVAL", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub backup_interval: u64,
+    /// `/healthz` reports the backup behind when a change waited longer than this many seconds
+    /// to ship.
+    #[arg(long, env = "TDSYNC_BACKUP_MAX_LAG", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub backup_max_lag: u64,
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
 }
 
 impl ServeArgs {
+    /// Where and how often to ship backups, when `--backup-to` is given.
+    pub fn backup(&self) -> Option<BackupSettings> {
+        let url = self.backup_to.trim();
+        (!url.is_empty()).then(|| BackupSettings {
+            url: url.to_string(),
+            interval: std::time::Duration::from_secs(self.backup_interval),
+            max_lag: std::time::Duration::from_secs(self.backup_max_lag),
+        })
+    }
+
     /// The Redis backend's settings, when `--redis` is given.
     pub fn redis_config(&self) -> Option<tdsync_live_redis::RedisConfig> {
         let url = self.redis.clone()?.0?;
@@ -158,6 +183,15 @@ pub enum Switch {
 pub enum Durability {
     Normal,
     Full,
+    Replicated,
+}
+
+/// `--backup-to` and its companions.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub url: String,
+    pub interval: std::time::Duration,
+    pub max_lag: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,6 +212,8 @@ pub struct Settings {
     /// Live state shared through Redis; None: in this process.
     pub redis: Option<tdsync_live_redis::RedisConfig>,
     pub limits: Limits,
+    /// Shipping to a backup target; None: no backups.
+    pub backup: Option<BackupSettings>,
 }
 
 #[cfg(test)]

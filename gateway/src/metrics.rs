@@ -131,12 +131,6 @@ impl Metrics {
                 h.count
             );
         }
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
         counter(
             &mut out,
             "tdsync_events_pushed_total",
@@ -196,6 +190,9 @@ impl Metrics {
             "Calls to the shared live backend that failed (answered from this process's state).",
             store.live.shared_failures,
         );
+        if let Some(backup) = &store.backup {
+            render_backup(&mut out, backup);
+        }
         out
     }
 }
@@ -206,6 +203,52 @@ pub struct StoreGauges {
     pub open_shards: usize,
     pub known_projects: usize,
     pub live: tdsync_live::LiveHealth,
+    /// Shipping to a backup target, when configured.
+    pub backup: Option<tdsync_backup::BackupStats>,
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn render_backup(out: &mut String, b: &tdsync_backup::BackupStats) {
+    let _ = writeln!(
+        out,
+        "# HELP tdsync_backup_lag_seconds The longest any project with unshipped events has waited since it was last fully shipped.\n# TYPE tdsync_backup_lag_seconds gauge\ntdsync_backup_lag_seconds {:.3}",
+        b.lag_seconds
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tdsync_backup_backlog_events Events logged but not yet in the backup.\n# TYPE tdsync_backup_backlog_events gauge\ntdsync_backup_backlog_events {}",
+        b.backlog_events
+    );
+    counter(
+        out,
+        "tdsync_backup_shipped_bytes_total",
+        "Bytes shipped to the backup target (segments and snapshots, compressed).",
+        b.shipped_bytes,
+    );
+    counter(
+        out,
+        "tdsync_backup_shipped_events_total",
+        "Events shipped to the backup target.",
+        b.shipped_events,
+    );
+    counter(
+        out,
+        "tdsync_backup_snapshots_total",
+        "Shard snapshots shipped to the backup target.",
+        b.snapshots,
+    );
+    counter(
+        out,
+        "tdsync_backup_failures_total",
+        "Shipments to the backup target that failed (retried next round).",
+        b.failures,
+    );
 }
 
 fn escape(label: &str) -> String {
@@ -248,6 +291,13 @@ mod tests {
                 shared_failures: 3,
                 subscribers: 7,
             },
+            backup: Some(tdsync_backup::BackupStats {
+                shipped_bytes: 4096,
+                failures: 2,
+                backlog_events: 12,
+                lag_seconds: 1.5,
+                ..Default::default()
+            }),
         });
         assert!(text.contains(r#"tdsync_http_requests_total{route="/v1/projects/{id}/sync/pull",method="GET",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"le="0.0001"} 1"#));
@@ -262,5 +312,9 @@ mod tests {
         assert!(text.contains("tdsync_live_subscribers 7"));
         assert!(text.contains("tdsync_live_shared_up 0"));
         assert!(text.contains("tdsync_live_shared_failures_total 3"));
+        assert!(text.contains("tdsync_backup_shipped_bytes_total 4096"));
+        assert!(text.contains("tdsync_backup_failures_total 2"));
+        assert!(text.contains("tdsync_backup_backlog_events 12"));
+        assert!(text.contains("tdsync_backup_lag_seconds 1.500"));
     }
 }

@@ -31,9 +31,16 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
     let mut config = TenantsConfig::new(&settings.data_dir);
     config.max_open_shards = settings.max_open_shards;
     config.durability = match settings.durability {
-        Durability::Normal => tdsync_tenants::Durability::Normal,
+        // Replicated: the backup is the durable copy; the local commit needs no fsync of its own.
+        Durability::Normal | Durability::Replicated => tdsync_tenants::Durability::Normal,
         Durability::Full => tdsync_tenants::Durability::Full,
     };
+    if settings.durability == Durability::Replicated && settings.backup.is_none() {
+        anyhow::bail!(
+            "--durability replicated acknowledges a push once it is in the backup: give \
+             --backup-to URL (TDSYNC_BACKUP_TO)"
+        );
+    }
     let tenants = Tenants::open(config)
         .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
     let location = Location {
@@ -56,12 +63,32 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
             tdsync_live::Live::with_shared(Arc::new(shared))
         }
     };
-    Ok(AppState::new(
-        tenants,
+    let state = AppState::new(
+        tenants.clone(),
         Arc::new(acl),
         Arc::new(live),
         settings.limits.clone(),
-    ))
+    );
+    let Some(backup) = &settings.backup else {
+        return Ok(state);
+    };
+    let target = tdsync_backup::Target::parse(&backup.url)?;
+    let control_plane = match url {
+        tdsync_acl::ControlPlaneUrl::Sqlite(path) => Some(path),
+        tdsync_acl::ControlPlaneUrl::Postgres(_) => None,
+    };
+    let config = tdsync_backup::BackupConfig {
+        target: target.clone(),
+        interval: backup.interval,
+        policy: tdsync_backup::Policy::default(),
+        control_plane,
+        max_lag: backup.max_lag,
+    };
+    let service = tdsync_backup::BackupService::start(tenants, config)
+        .await
+        .with_context(|| format!("reading what the backup target {target} holds"))?;
+    tracing::info!(target = %target, interval_s = backup.interval.as_secs(), durability = ?settings.durability, "backups shipped");
+    Ok(state.with_backup(service, settings.durability == Durability::Replicated))
 }
 
 /// The application: duplicate slashes are collapsed before routing (so this wraps the router
@@ -115,6 +142,10 @@ pub async fn serve(
     }
     if let Err(e) = state.acl().flush_last_used().await {
         tracing::warn!(error = %e, "could not record last-used times at shutdown");
+    }
+    if let Some(backup) = state.backup() {
+        // One last shipment: what was acknowledged before the stop is in the backup after it.
+        backup.stop().await;
     }
     state.tenants().close_all();
     tracing::info!("stopped cleanly");

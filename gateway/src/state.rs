@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tdsync_acl::Acl;
+use tdsync_backup::BackupService;
 use tdsync_live::Live;
 use tdsync_tenants::Tenants;
 
@@ -19,6 +20,10 @@ struct Inner {
     live: Arc<Live>,
     limits: Limits,
     metrics: Metrics,
+    /// Shipping to the backup target (`--backup-to`), if configured.
+    backup: Option<Arc<BackupService>>,
+    /// `--durability replicated`: a push is answered once its events are in the backup.
+    replicated: bool,
 }
 
 impl AppState {
@@ -30,7 +35,30 @@ impl AppState {
             live,
             limits,
             metrics: Metrics::default(),
+            backup: None,
+            replicated: false,
         }))
+    }
+
+    /// The same state, shipping to `backup`; with `replicated`, pushes wait for their shipment.
+    pub fn with_backup(self, backup: Arc<BackupService>, replicated: bool) -> AppState {
+        let inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("with_backup is called while the state is being built"));
+        AppState(Arc::new(Inner {
+            backup: Some(backup),
+            replicated,
+            ..inner
+        }))
+    }
+
+    /// The backup shipper, if the server ships to a target.
+    pub fn backup(&self) -> Option<&Arc<BackupService>> {
+        self.0.backup.as_ref()
+    }
+
+    /// The backup to wait on before answering a push (`--durability replicated`).
+    pub fn replicated(&self) -> Option<&Arc<BackupService>> {
+        self.0.backup.as_ref().filter(|_| self.0.replicated)
     }
 
     /// The rate-limit settings.

@@ -7,6 +7,7 @@
 //! about HTTP or tokens: the gateway checks who may call what, then calls [`Tenants`].
 
 mod error;
+mod file;
 mod pool;
 mod project;
 mod registry;
@@ -20,12 +21,13 @@ use std::{
 };
 
 pub use error::StoreError;
+pub use file::ShardFile;
 use pool::ShardPool;
 pub use project::Project;
 use registry::Registry;
 pub use shard::{
-    Conflict, ConflictFilter, DeviceClock, HistoryEntry, RebuildReport, Restored, SERVER_DEVICE,
-    Snapshot,
+    Conflict, ConflictFilter, DeviceClock, HistoryEntry, LoggedEvent, RebuildReport, Restored,
+    SERVER_DEVICE, Snapshot,
 };
 pub use tdsync_protocol::ids::{ProjectId, TenantId};
 use template::Template;
@@ -55,13 +57,34 @@ impl Durability {
 /// observer beside the process that owns the data directory (the harness judging a running
 /// `tdsync serve`).
 pub fn rebuild_check_file(path: &Path) -> Result<RebuildReport, StoreError> {
-    let sql = |e| StoreError::sql(path, e);
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(sql)?;
-    shard::check_against_replay(&conn, path)
+    ShardFile::open(path)?.rebuild_check()
+}
+
+/// Every shard file under the data directory `root` (`tenants/<tenant>/<project>.db`), sorted.
+pub fn shard_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    };
+    let dir = root.join("tenants");
+    let mut files = Vec::new();
+    if !dir.is_dir() {
+        return Ok(files);
+    }
+    for tenant in std::fs::read_dir(&dir).map_err(io(&dir))? {
+        let tenant = tenant.map_err(io(&dir))?.path();
+        if !tenant.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&tenant).map_err(io(&tenant))? {
+            let file = file.map_err(io(&tenant))?.path();
+            if file.extension().is_some_and(|e| e == "db") {
+                files.push(file);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Where shards live and how many stay open.
@@ -153,6 +176,11 @@ impl Tenants {
     /// Shards currently open.
     pub fn open_shards(&self) -> usize {
         self.0.pool.open_count()
+    }
+
+    /// Every project whose head is held in memory, with its head seq.
+    pub fn heads(&self) -> Vec<(TenantId, ProjectId, i64)> {
+        self.0.registry.heads()
     }
 
     /// Projects whose head is held in memory.

@@ -14,9 +14,10 @@ use crate::{
     ProjectId, Store, TenantId,
     error::StoreError,
     registry::Entry,
+    file::ShardFile,
     shard::{
-        Conflict, ConflictFilter, DeviceClock, Head, HistoryEntry, RebuildReport, Restored, Shard,
-        Snapshot, page_limit, peek_head,
+        Conflict, ConflictFilter, DeviceClock, Head, HistoryEntry, LoggedEvent, RebuildReport,
+        Restored, Shard, Snapshot, page_limit, peek_head,
     },
 };
 
@@ -132,6 +133,57 @@ impl Project {
             .join(self.tenant().as_str())
             .join(self.id().as_str());
         self.shard()?.snapshot(&cache)
+    }
+
+    /// Logs events another copy of this log holds, under their own seqs, and applies them (a
+    /// restore: segments after a snapshot). Creates the shard if the project has none.
+    pub fn append_logged(&self, events: &[LoggedEvent]) -> Result<i64, StoreError> {
+        self.shard()?.append_logged(events)
+    }
+
+    /// Makes `copy` — a consistent copy of this project's shard, such as a backup's snapshot —
+    /// the project's shard. Only for a project with no shard yet; the copy must be this
+    /// project's and pass SQLite's quick check. Returns its head seq.
+    pub fn install_copy(&self, copy: &Path) -> Result<i64, StoreError> {
+        let slot = self.entry.shard.lock();
+        let path = &self.entry.path;
+        if slot.upgrade().is_some() || path.exists() {
+            return Err(StoreError::AlreadyExists(format!(
+                "shard file {}",
+                path.display()
+            )));
+        }
+        let file = ShardFile::open(copy)?;
+        if file.tenant() != self.tenant() || file.project() != self.id() {
+            return Err(StoreError::Foreign {
+                path: copy.to_path_buf(),
+                reason: format!("it belongs to {}/{}", file.tenant(), file.project()),
+            });
+        }
+        let problems = file.quick_check()?;
+        if !problems.is_empty() {
+            return Err(StoreError::Corrupt {
+                path: copy.to_path_buf(),
+                reason: problems.join("; "),
+            });
+        }
+        drop(file);
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::Io { path: p, source }
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // Copied beside its final name, then renamed: a crash never leaves half a shard.
+        let partial = path.with_extension("db.partial");
+        std::fs::copy(copy, &partial).map_err(io(&partial))?;
+        std::fs::rename(&partial, path).map_err(io(path))?;
+        let (tenant, project) = &self.entry.key;
+        let head = peek_head(path, tenant, project)?;
+        let seq = head.last_seq;
+        *self.entry.head.write() = Some(head);
+        drop(slot);
+        Ok(seq)
     }
 
     /// Clock skew of every device that pushed to the project.

@@ -73,6 +73,18 @@ impl Registry {
             .clone()
     }
 
+    /// Every project whose head is known, with its head seq.
+    pub fn heads(&self) -> Vec<(TenantId, ProjectId, i64)> {
+        let tenants = self.tenants.read();
+        let mut out = Vec::new();
+        for entry in tenants.values().flat_map(HashMap::values) {
+            if let Some(head) = entry.head.read().as_ref() {
+                out.push((entry.key.0.clone(), entry.key.1.clone(), head.last_seq));
+            }
+        }
+        out
+    }
+
     /// Projects with an entry.
     pub fn len(&self) -> usize {
         self.tenants.read().values().map(HashMap::len).sum()

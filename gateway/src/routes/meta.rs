@@ -22,6 +22,11 @@ pub struct Health {
     /// shared backend and whether it answers (`redis: up`; `redis: down, serving from this
     /// process's state`). The service is up either way.
     pub live: String,
+    /// With `--backup-to`: the target and whether shipping keeps up (`… behind: N events
+    /// waiting S s`, with the last error, once a change waited longer than
+    /// `--backup-max-lag`). The service is up either way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -42,11 +47,26 @@ pub async fn health(State(state): State<AppState>) -> Response {
         Some(true) => format!("{}: up", live.backend),
         Some(false) => format!("{}: down, serving from this process's state", live.backend),
     };
+    let backup = state.backup().map(|b| {
+        let s = b.stats();
+        if s.behind {
+            format!(
+                "{}: behind: {} events waiting {:.0} s (last error: {})",
+                s.target,
+                s.backlog_events,
+                s.lag_seconds,
+                s.last_error.as_deref().unwrap_or("none")
+            )
+        } else {
+            format!("{}: shipping, {} events waiting", s.target, s.backlog_events)
+        }
+    });
     match state.acl().store_health().await {
         Ok(()) => Json(Health {
             status: "ok".into(),
             detail: None,
             live,
+            backup,
         })
         .into_response(),
         Err(e) => (
@@ -55,6 +75,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 status: "error".into(),
                 detail: Some(format!("control plane unreachable: {e}")),
                 live,
+                backup,
             }),
         )
             .into_response(),
@@ -70,6 +91,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         open_shards: tenants.open_shards(),
         known_projects: tenants.known_projects(),
         live: state.live().health(),
+        backup: state.backup().map(|b| b.stats()),
     });
     (
         [(

@@ -54,7 +54,39 @@ pub async fn push(
     };
     state.metrics().pushed(response.accepted.max(0) as u64);
     live::pushed(&state, &project, &request, &response);
+    if let Some(backup) = state.replicated() {
+        replicated(backup, &project, &response).await?;
+    }
     Ok(Json(response))
+}
+
+/// `--durability replicated`: the answer waits until every event it names (accepted, or a
+/// duplicate of one logged earlier) is in a segment of the backup. When the shipment fails the
+/// push is answered 503 with `Retry-After`: its events stay logged and ship later, and the
+/// client's retry is answered as duplicates once they have.
+async fn replicated(
+    backup: &tdsync_backup::BackupService,
+    project: &tdsync_tenants::Project,
+    response: &PushResponse,
+) -> Result<(), ApiError> {
+    let newest = response
+        .acks
+        .iter()
+        .map(|a| a.server_seq)
+        .chain(response.rejected.iter().filter_map(|r| r.server_seq))
+        .max();
+    let Some(seq) = newest else {
+        return Ok(());
+    };
+    backup
+        .wait_shipped(project.tenant(), project.id(), seq)
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "the push is logged but not yet in the backup (--durability replicated), retry: {e}"
+            ))
+            .with_retry_after(5)
+        })
 }
 
 /// `GET /v1/projects/{id}/sync/pull?after_server_seq=&limit=&exclude_client=`

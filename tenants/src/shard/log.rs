@@ -50,6 +50,88 @@ impl NewEvent<'_> {
     }
 }
 
+/// One logged event as the log holds it, byte for byte: what backups ship and restores append.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoggedEvent {
+    pub server_seq: i64,
+    pub device_id: String,
+    pub session_id: String,
+    pub client_action_id: i64,
+    pub action_type: String,
+    pub entity_type: String,
+    pub entity_id: String,
+    pub payload: String,
+    pub client_timestamp: String,
+    pub server_timestamp: String,
+}
+
+impl LoggedEvent {
+    pub(crate) fn as_new(&self) -> NewEvent<'_> {
+        NewEvent {
+            device_id: &self.device_id,
+            session_id: &self.session_id,
+            client_action_id: self.client_action_id,
+            action_type: &self.action_type,
+            entity_type: &self.entity_type,
+            entity_id: &self.entity_id,
+            payload: &self.payload,
+            client_timestamp: &self.client_timestamp,
+        }
+    }
+}
+
+/// Up to `limit` logged events with `after < seq <= up_to`, in seq order.
+pub(crate) fn read_logged(
+    conn: &rusqlite::Connection,
+    after: i64,
+    up_to: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<LoggedEvent>> {
+    conn.prepare_cached(
+        "SELECT server_seq, device_id, session_id, client_action_id, action_type, entity_type, \
+         entity_id, payload, client_timestamp, server_timestamp FROM events \
+         WHERE server_seq > ?1 AND server_seq <= ?2 ORDER BY server_seq LIMIT ?3",
+    )?
+    .query_map(params![after, up_to, limit], |r| {
+        Ok(LoggedEvent {
+            server_seq: r.get(0)?,
+            device_id: r.get(1)?,
+            session_id: r.get(2)?,
+            client_action_id: r.get(3)?,
+            action_type: r.get(4)?,
+            entity_type: r.get(5)?,
+            entity_id: r.get(6)?,
+            payload: r.get(7)?,
+            client_timestamp: r.get(8)?,
+            server_timestamp: r.get(9)?,
+        })
+    })?
+    .collect()
+}
+
+/// Logs an event under the seq it already has (a restore), applying nothing. Refused by SQLite
+/// when the seq is taken.
+pub(crate) fn append_at(tx: &Transaction<'_>, ev: &LoggedEvent) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (server_seq, device_id, session_id, client_action_id, action_type, \
+         entity_type, entity_id, payload, client_timestamp, server_timestamp) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        ev.server_seq,
+        ev.device_id,
+        ev.session_id,
+        ev.client_action_id,
+        ev.action_type,
+        ev.entity_type,
+        ev.entity_id,
+        ev.payload,
+        ev.client_timestamp,
+        ev.server_timestamp
+    ])?;
+    Ok(())
+}
+
 pub(crate) enum Appended {
     New(i64),
     Duplicate(i64),

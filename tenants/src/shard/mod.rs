@@ -7,6 +7,7 @@ mod clock;
 mod conflicts;
 mod cycles;
 mod history;
+mod import;
 mod log;
 mod pages;
 mod pull;
@@ -113,6 +114,8 @@ pub use conflicts::{Conflict, ConflictFilter, Restored, SERVER_DEVICE};
 pub use history::HistoryEntry;
 pub(crate) use pull::page_limit;
 pub use rebuild::RebuildReport;
+pub use log::LoggedEvent;
+pub(crate) use log::read_logged;
 pub(crate) use rebuild::check_against_replay;
 pub use snapshot::Snapshot;
 
@@ -357,6 +360,19 @@ fn check_meta(
     tenant: &TenantId,
     project: &ProjectId,
 ) -> Result<(), StoreError> {
+    let (t, p) = meta_of(conn, path)?;
+    if t != tenant.as_str() || p != project.as_str() {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+            reason: format!("it belongs to {t}/{p}"),
+        });
+    }
+    Ok(())
+}
+
+/// The owner recorded in a shard's `shard_meta`, after checking that the file is a shard of
+/// this layout.
+fn meta_of(conn: &Connection, path: &Path) -> Result<(String, String), StoreError> {
     let foreign = |reason: String| StoreError::Foreign {
         path: path.to_path_buf(),
         reason,
@@ -387,11 +403,30 @@ fn check_meta(
             "format {format:?}, this tdsync reads {FORMAT:?}"
         )));
     }
-    let (t, p) = (meta("tenant")?, meta("project")?);
-    if t != tenant.as_str() || p != project.as_str() {
-        return Err(foreign(format!("it belongs to {t}/{p}")));
-    }
-    Ok(())
+    Ok((meta("tenant")?, meta("project")?))
+}
+
+/// The tenant and project a shard file belongs to, read from its `shard_meta` (after checking
+/// its format).
+pub(crate) fn owner(conn: &Connection, path: &Path) -> Result<(TenantId, ProjectId), StoreError> {
+    let (tenant, project) = meta_of(conn, path)?;
+    let foreign = |reason: String| StoreError::Foreign {
+        path: path.to_path_buf(),
+        reason,
+    };
+    Ok((
+        TenantId::parse(&tenant).map_err(|e| foreign(e.to_string()))?,
+        ProjectId::parse(&project).map_err(|e| foreign(e.to_string()))?,
+    ))
+}
+
+/// SQLite's `quick_check`: its findings, none when the file is sound.
+pub(crate) fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let rows: Vec<String> = conn
+        .prepare("PRAGMA quick_check")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows.into_iter().filter(|r| r != "ok").collect())
 }
 
 /// The head of the shard file at `path` without opening the shard: one short connection (closing

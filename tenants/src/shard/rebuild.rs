@@ -3,13 +3,13 @@
 
 use std::{path::Path, time::Instant};
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction};
 use serde::Serialize;
 use tdsync_projection::{Applier, Dump, schema::BUILTIN_ROWS_SQL};
 
 use super::{
     SHARD_SQL, Shard,
-    log::{Conflicts, LogError, NewEvent, project},
+    log::{Conflicts, LogError, LoggedEvent, project, read_logged},
 };
 use crate::error::StoreError;
 
@@ -26,71 +26,22 @@ pub struct RebuildReport {
     pub divergence: Option<String>,
 }
 
-/// One logged event, owned.
-struct Logged {
-    seq: i64,
-    device_id: String,
-    session_id: String,
-    client_action_id: i64,
-    action_type: String,
-    entity_type: String,
-    entity_id: String,
-    payload: String,
-    client_timestamp: String,
-    server_timestamp: String,
-}
-
-impl Logged {
-    fn as_new(&self) -> NewEvent<'_> {
-        NewEvent {
-            device_id: &self.device_id,
-            session_id: &self.session_id,
-            client_action_id: self.client_action_id,
-            action_type: &self.action_type,
-            entity_type: &self.entity_type,
-            entity_id: &self.entity_id,
-            payload: &self.payload,
-            client_timestamp: &self.client_timestamp,
-        }
-    }
-}
-
 const PAGE: i64 = 1000;
 
 /// Calls `f` for every logged event with `after < seq <= up_to`, in seq order, a page at a time.
 fn for_each_logged(
     src: &Connection,
     up_to: i64,
-    mut f: impl FnMut(&Logged) -> Result<(), LogError>,
+    mut f: impl FnMut(&LoggedEvent) -> Result<(), LogError>,
 ) -> Result<i64, LogError> {
     let mut after = 0;
     let mut n = 0;
-    let mut stmt = src.prepare_cached(
-        "SELECT server_seq, device_id, session_id, client_action_id, action_type, entity_type, \
-         entity_id, payload, client_timestamp, server_timestamp FROM events \
-         WHERE server_seq > ?1 AND server_seq <= ?2 ORDER BY server_seq LIMIT ?3",
-    )?;
     loop {
-        let page: Vec<Logged> = stmt
-            .query_map(params![after, up_to, PAGE], |r| {
-                Ok(Logged {
-                    seq: r.get(0)?,
-                    device_id: r.get(1)?,
-                    session_id: r.get(2)?,
-                    client_action_id: r.get(3)?,
-                    action_type: r.get(4)?,
-                    entity_type: r.get(5)?,
-                    entity_id: r.get(6)?,
-                    payload: r.get(7)?,
-                    client_timestamp: r.get(8)?,
-                    server_timestamp: r.get(9)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let page = read_logged(src, after, up_to, PAGE)?;
         let Some(last) = page.last() else {
             return Ok(n);
         };
-        after = last.seq;
+        after = last.server_seq;
         for ev in &page {
             f(ev)?;
             n += 1;
@@ -150,7 +101,7 @@ fn replay(src: &Connection, tx: &Transaction<'_>, up_to: i64) -> Result<i64, Log
         project(
             tx,
             &applier,
-            ev.seq,
+            ev.server_seq,
             &ev.as_new(),
             &ev.server_timestamp,
             Conflicts::Keep,

@@ -1,0 +1,163 @@
+//! Object names in a backup target. Every name says what the object holds, so a target can be
+//! read by listing it, without trusting any index:
+//!
+//! ```text
+//! projects/<tenant>/<project>/segments/<first>-<last>.jsonl.gz   the log, seqs first..=last
+//! projects/<tenant>/<project>/snapshots/<seq>-<unix-ms>.db.gz    the shard as of seq, logged at
+//! control-plane/<unix-ms>.db.gz                                  the SQLite control plane
+//! manifest.json                                                  a summary, rewritten per round
+//! ```
+//!
+//! Numbers are zero-padded to 20 digits so names sort in seq (or time) order.
+
+use object_store::path::Path as Key;
+use tdsync_tenants::{ProjectId, TenantId};
+
+pub const MANIFEST: &str = "manifest.json";
+const PROJECTS: &str = "projects";
+const CONTROL_PLANE: &str = "control-plane";
+
+/// A project's name in a target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProjectKey {
+    pub tenant: TenantId,
+    pub project: ProjectId,
+}
+
+impl std::fmt::Display for ProjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.project)
+    }
+}
+
+/// What an object name says it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    Segment {
+        project: ProjectKey,
+        first: i64,
+        last: i64,
+    },
+    /// `unix_ms`: the server time of the event at `seq` (0 for an empty log), so a
+    /// point-in-time restore picks its snapshot by name.
+    Snapshot {
+        project: ProjectKey,
+        seq: i64,
+        unix_ms: i64,
+    },
+    ControlPlane {
+        unix_ms: i64,
+    },
+}
+
+impl Object {
+    pub fn key(&self) -> Key {
+        match self {
+            Object::Segment {
+                project,
+                first,
+                last,
+            } => Key::from(format!(
+                "{PROJECTS}/{}/{}/segments/{first:020}-{last:020}.jsonl.gz",
+                project.tenant, project.project
+            )),
+            Object::Snapshot {
+                project,
+                seq,
+                unix_ms,
+            } => Key::from(format!(
+                "{PROJECTS}/{}/{}/snapshots/{seq:020}-{unix_ms:020}.db.gz",
+                project.tenant, project.project
+            )),
+            Object::ControlPlane { unix_ms } => {
+                Key::from(format!("{CONTROL_PLANE}/{unix_ms:020}.db.gz"))
+            }
+        }
+    }
+
+    /// The object a name denotes; None for names tdsync does not write (they are left alone).
+    pub fn parse(key: &Key) -> Option<Object> {
+        let parts: Vec<&str> = key.as_ref().split('/').collect();
+        match parts.as_slice() {
+            [PROJECTS, tenant, project, kind, name] => {
+                let project = ProjectKey {
+                    tenant: TenantId::parse(tenant).ok()?,
+                    project: ProjectId::parse(project).ok()?,
+                };
+                match *kind {
+                    "segments" => {
+                        let (first, last) = name.strip_suffix(".jsonl.gz")?.split_once('-')?;
+                        Some(Object::Segment {
+                            project,
+                            first: first.parse().ok()?,
+                            last: last.parse().ok()?,
+                        })
+                    }
+                    "snapshots" => {
+                        let (seq, unix_ms) = name.strip_suffix(".db.gz")?.split_once('-')?;
+                        Some(Object::Snapshot {
+                            project,
+                            seq: seq.parse().ok()?,
+                            unix_ms: unix_ms.parse().ok()?,
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            [CONTROL_PLANE, name] => Some(Object::ControlPlane {
+                unix_ms: name.strip_suffix(".db.gz")?.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+pub fn projects_prefix() -> Key {
+    Key::from(PROJECTS)
+}
+
+pub fn control_plane_prefix() -> Key {
+    Key::from(CONTROL_PLANE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let project = ProjectKey {
+            tenant: TenantId::parse("acme").unwrap(),
+            project: ProjectId::parse("web-app").unwrap(),
+        };
+        for object in [
+            Object::Segment {
+                project: project.clone(),
+                first: 1,
+                last: 1200,
+            },
+            Object::Snapshot {
+                project: project.clone(),
+                seq: 77,
+                unix_ms: 1_764_900_000_123,
+            },
+            Object::ControlPlane {
+                unix_ms: 1_764_900_000_000,
+            },
+        ] {
+            assert_eq!(Object::parse(&object.key()), Some(object.clone()));
+        }
+        assert_eq!(
+            Object::Segment {
+                project,
+                first: 1,
+                last: 12
+            }
+            .key()
+            .as_ref(),
+            "projects/acme/web-app/segments/00000000000000000001-00000000000000000012.jsonl.gz"
+        );
+        assert_eq!(Object::parse(&Key::from("projects/acme/x/other/1.txt")), None);
+        assert_eq!(Object::parse(&Key::from("manifest.json")), None);
+    }
+}

@@ -1,0 +1,291 @@
+//! Shipping inside `tdsync serve` (`--backup-to`): a background task ships every project whose
+//! head moved past what the target holds, every interval, without ever holding a push up; with
+//! `--durability replicated` a push waits in [`BackupService::wait_shipped`] until its events
+//! are in a segment — pushes that wait together share one shipment of their project (group
+//! commit). Counters for `/metrics` and `/healthz` come from [`BackupService::stats`].
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use futures_util::{StreamExt, stream};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tdsync_tenants::{ProjectId, TenantId, Tenants};
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::{
+    error::BackupError,
+    layout::ProjectKey,
+    ship::{Policy, Shipper},
+    target::Target,
+};
+
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    pub target: Target,
+    /// How often changed projects are shipped.
+    pub interval: Duration,
+    pub policy: Policy,
+    /// The SQLite control plane to snapshot when it changes (None for Postgres, which is
+    /// backed up with its own tools).
+    pub control_plane: Option<PathBuf>,
+    /// `/healthz` reports the backup behind when a change has waited longer than this.
+    pub max_lag: Duration,
+}
+
+/// What `/metrics` and `/healthz` show.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackupStats {
+    pub target: String,
+    pub shipped_bytes: u64,
+    pub shipped_events: u64,
+    pub segments: u64,
+    pub snapshots: u64,
+    pub failures: u64,
+    /// Events logged but not yet in the target (by seq distance, across projects).
+    pub backlog_events: i64,
+    /// The longest any project with a backlog has waited since it was last fully shipped.
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+    /// The lag is beyond the configured limit.
+    pub behind: bool,
+}
+
+struct Waiter {
+    key: ProjectKey,
+    seq: i64,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+#[derive(Default)]
+struct Tracking {
+    stats: BackupStats,
+    /// When each project last had nothing left to ship.
+    caught_up: HashMap<ProjectKey, Instant>,
+    control_plane_seen: Option<(SystemTime, u64, Option<SystemTime>)>,
+}
+
+pub struct BackupService {
+    shipper: Shipper,
+    tenants: Tenants,
+    config: BackupConfig,
+    waiters: Mutex<Vec<Waiter>>,
+    wake: Notify,
+    tracking: Mutex<Tracking>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Projects shipped at once in a round.
+const PARALLEL: usize = 4;
+
+impl BackupService {
+    /// Reads what the target holds and starts shipping in the background. Fails when the target
+    /// cannot be listed: a server told to back up must not start without its backup.
+    pub async fn start(
+        tenants: Tenants,
+        config: BackupConfig,
+    ) -> Result<Arc<BackupService>, BackupError> {
+        let shipper = Shipper::open(config.target.clone(), config.policy).await?;
+        let (stop, stopped) = watch::channel(false);
+        let service = Arc::new(BackupService {
+            tracking: Mutex::new(Tracking {
+                stats: BackupStats {
+                    target: config.target.to_string(),
+                    ..BackupStats::default()
+                },
+                ..Tracking::default()
+            }),
+            shipper,
+            tenants,
+            config,
+            waiters: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            stop,
+            task: Mutex::new(None),
+        });
+        let task = tokio::spawn(service.clone().run(stopped));
+        *service.task.lock() = Some(task);
+        Ok(service)
+    }
+
+    /// Returns once the target holds every event of the project up to `seq`; an error when the
+    /// shipment that should have carried it failed (the events stay logged and ship later).
+    pub async fn wait_shipped(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        seq: i64,
+    ) -> Result<(), String> {
+        let key = ProjectKey {
+            tenant: tenant.clone(),
+            project: project.clone(),
+        };
+        if self.shipper.shipped_seq(&key) >= seq {
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        self.waiters.lock().push(Waiter { key, seq, done });
+        self.wake.notify_one();
+        wait.await
+            .unwrap_or_else(|_| Err("the backup shipper stopped".into()))
+    }
+
+    pub fn stats(&self) -> BackupStats {
+        let tracking = self.tracking.lock();
+        let mut stats = tracking.stats.clone();
+        let now = Instant::now();
+        let mut backlog = 0;
+        let mut lag = Duration::ZERO;
+        for (tenant, project, head) in self.tenants.heads() {
+            let key = ProjectKey { tenant, project };
+            let shipped = self.shipper.shipped_seq(&key);
+            if head > shipped {
+                backlog += head - shipped;
+                if let Some(since) = tracking.caught_up.get(&key) {
+                    lag = lag.max(now - *since);
+                }
+            }
+        }
+        stats.backlog_events = backlog;
+        stats.lag_seconds = lag.as_secs_f64();
+        stats.behind = lag > self.config.max_lag;
+        stats
+    }
+
+    /// Stops the background task after one last round (server shutdown).
+    pub async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        self.round(true).await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = self.wake.notified() => {}
+                _ = stopped.changed() => break,
+            }
+            self.round(false).await;
+        }
+        self.round(false).await;
+    }
+
+    /// One shipment of every project that needs one: those waited on, those whose head moved
+    /// past what the target holds, and (the first round) every shard on disk.
+    async fn round(&self, whole_disk: bool) {
+        let waiters = std::mem::take(&mut *self.waiters.lock());
+        let mut due: BTreeSet<ProjectKey> = waiters.iter().map(|w| w.key.clone()).collect();
+        if whole_disk {
+            match tdsync_tenants::shard_files(self.tenants.root()) {
+                Ok(files) => due.extend(files.iter().filter_map(|f| key_of(f))),
+                Err(e) => tracing::warn!(error = %e, "listing shards to back up"),
+            }
+        }
+        let now = Instant::now();
+        {
+            let mut tracking = self.tracking.lock();
+            for (tenant, project, head) in self.tenants.heads() {
+                let key = ProjectKey { tenant, project };
+                if head > self.shipper.shipped_seq(&key) {
+                    due.insert(key);
+                } else {
+                    tracking.caught_up.insert(key, now);
+                }
+            }
+        }
+        let results: BTreeMap<ProjectKey, Result<(), String>> = stream::iter(due)
+            .map(|key| async move {
+                let path = self.tenants.project(&key.tenant, &key.project).path().to_path_buf();
+                let result = self.shipper.ship(&key, &path).await;
+                (key, result)
+            })
+            .buffer_unordered(PARALLEL)
+            .map(|(key, result)| {
+                let mut tracking = self.tracking.lock();
+                let outcome = match result {
+                    Ok(shipped) => {
+                        let stats = &mut tracking.stats;
+                        stats.shipped_bytes += shipped.bytes;
+                        stats.shipped_events += shipped.events as u64;
+                        stats.segments += shipped.segments as u64;
+                        stats.snapshots += u64::from(shipped.snapshot_seq.is_some());
+                        tracking.caught_up.insert(key.clone(), Instant::now());
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracking.stats.failures += 1;
+                        tracking.stats.last_error = Some(e.to_string());
+                        tracing::warn!(project = %key, error = %e, "backup shipment failed; will retry");
+                        Err(e.to_string())
+                    }
+                };
+                (key, outcome)
+            })
+            .collect()
+            .await;
+        for w in waiters {
+            let outcome = match results.get(&w.key) {
+                Some(Err(e)) => Err(e.clone()),
+                _ if self.shipper.shipped_seq(&w.key) >= w.seq => Ok(()),
+                _ => Err(format!("seq {} of {} was not shipped", w.seq, w.key)),
+            };
+            let _ = w.done.send(outcome);
+        }
+        let shipped_any = !results.is_empty();
+        if let Some(db) = &self.config.control_plane {
+            self.ship_control_plane(db).await;
+        }
+        if shipped_any && let Err(e) = self.shipper.write_manifest().await {
+            tracing::warn!(error = %e, "writing the backup manifest failed; will retry");
+        }
+    }
+
+    async fn ship_control_plane(&self, db: &Path) {
+        let seen = file_stamp(db);
+        if seen.is_some() && self.tracking.lock().control_plane_seen == seen {
+            return;
+        }
+        match self.shipper.ship_control_plane(db).await {
+            Ok(sent) => {
+                if let Some(unix_ms) = sent {
+                    tracing::info!(unix_ms, "control plane snapshot shipped");
+                }
+                self.tracking.lock().control_plane_seen = seen;
+            }
+            Err(e) => {
+                let mut tracking = self.tracking.lock();
+                tracking.stats.failures += 1;
+                tracking.stats.last_error = Some(e.to_string());
+                tracing::warn!(error = %e, "control plane backup failed; will retry");
+            }
+        }
+    }
+}
+
+/// The project a shard file belongs to, from its place in the data directory.
+fn key_of(file: &Path) -> Option<ProjectKey> {
+    let project = file.file_stem()?.to_str()?;
+    let tenant = file.parent()?.file_name()?.to_str()?;
+    Some(ProjectKey {
+        tenant: TenantId::parse(tenant).ok()?,
+        project: ProjectId::parse(project).ok()?,
+    })
+}
+
+/// When a SQLite file (and its WAL) last changed, and its size: a cheap "did anything change".
+fn file_stamp(db: &Path) -> Option<(SystemTime, u64, Option<SystemTime>)> {
+    let meta = std::fs::metadata(db).ok()?;
+    let wal = std::fs::metadata(db.with_extension("db-wal"))
+        .and_then(|m| m.modified())
+        .ok();
+    Some((meta.modified().ok()?, meta.len(), wal))
+}
