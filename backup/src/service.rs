@@ -18,7 +18,6 @@ use tdsync_tenants::{ProjectId, TenantId, Tenants};
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::{
-    error::BackupError,
     layout::ProjectKey,
     ship::{Policy, Shipper},
     target::Target,
@@ -70,7 +69,8 @@ struct Tracking {
 }
 
 pub struct BackupService {
-    shipper: Shipper,
+    /// Set once the target has been listed; until then every round tries again.
+    shipper: std::sync::OnceLock<Shipper>,
     tenants: Tenants,
     config: BackupConfig,
     waiters: Mutex<Vec<Waiter>>,
@@ -84,13 +84,10 @@ pub struct BackupService {
 const PARALLEL: usize = 4;
 
 impl BackupService {
-    /// Reads what the target holds and starts shipping in the background. Fails when the target
-    /// cannot be listed: a server told to back up must not start without its backup.
-    pub async fn start(
-        tenants: Tenants,
-        config: BackupConfig,
-    ) -> Result<Arc<BackupService>, BackupError> {
-        let shipper = Shipper::open(config.target.clone(), config.policy).await?;
+    /// Starts shipping in the background. The target is listed first (what it holds is not
+    /// shipped again); a target that cannot be listed yet is retried every interval, and the
+    /// server serves meanwhile — with `replicated`, pushes are refused until it answers.
+    pub fn start(tenants: Tenants, config: BackupConfig) -> Arc<BackupService> {
         let (stop, stopped) = watch::channel(false);
         let service = Arc::new(BackupService {
             tracking: Mutex::new(Tracking {
@@ -100,7 +97,7 @@ impl BackupService {
                 },
                 ..Tracking::default()
             }),
-            shipper,
+            shipper: std::sync::OnceLock::new(),
             tenants,
             config,
             waiters: Mutex::new(Vec::new()),
@@ -110,7 +107,31 @@ impl BackupService {
         });
         let task = tokio::spawn(service.clone().run(stopped));
         *service.task.lock() = Some(task);
-        Ok(service)
+        service
+    }
+
+    /// The shipper, listing the target first if that has not succeeded yet.
+    async fn shipper(&self) -> Result<&Shipper, String> {
+        if let Some(shipper) = self.shipper.get() {
+            return Ok(shipper);
+        }
+        match Shipper::open(self.config.target.clone(), self.config.policy).await {
+            Ok(shipper) => {
+                tracing::info!(target = %self.config.target, "backup target listed; shipping");
+                Ok(self.shipper.get_or_init(|| shipper))
+            }
+            Err(e) => {
+                let mut tracking = self.tracking.lock();
+                tracking.stats.failures += 1;
+                tracking.stats.last_error = Some(e.to_string());
+                tracing::warn!(error = %e, "backup target unavailable; will retry");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn shipped_seq(&self, key: &ProjectKey) -> i64 {
+        self.shipper.get().map_or(0, |s| s.shipped_seq(key))
     }
 
     /// Returns once the target holds every event of the project up to `seq`; an error when the
@@ -125,7 +146,7 @@ impl BackupService {
             tenant: tenant.clone(),
             project: project.clone(),
         };
-        if self.shipper.shipped_seq(&key) >= seq {
+        if self.shipped_seq(&key) >= seq {
             return Ok(());
         }
         let (done, wait) = oneshot::channel();
@@ -143,7 +164,7 @@ impl BackupService {
         let mut lag = Duration::ZERO;
         for (tenant, project, head) in self.tenants.heads() {
             let key = ProjectKey { tenant, project };
-            let shipped = self.shipper.shipped_seq(&key);
+            let shipped = self.shipped_seq(&key);
             if head > shipped {
                 backlog += head - shipped;
                 if let Some(since) = tracking.caught_up.get(&key) {
@@ -167,7 +188,18 @@ impl BackupService {
     }
 
     async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
-        self.round(true).await;
+        // The whole disk is looked at until the target has been listed once.
+        while self.shipper.get().is_none() {
+            self.round(true).await;
+            if self.shipper.get().is_some() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = self.wake.notified() => {}
+                _ = stopped.changed() => return,
+            }
+        }
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(self.config.interval) => {}
@@ -183,6 +215,15 @@ impl BackupService {
     /// past what the target holds, and (the first round) every shard on disk.
     async fn round(&self, whole_disk: bool) {
         let waiters = std::mem::take(&mut *self.waiters.lock());
+        let shipper = match self.shipper().await {
+            Ok(shipper) => shipper,
+            Err(e) => {
+                for w in waiters {
+                    let _ = w.done.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
         let mut due: BTreeSet<ProjectKey> = waiters.iter().map(|w| w.key.clone()).collect();
         if whole_disk {
             match tdsync_tenants::shard_files(self.tenants.root()) {
@@ -195,7 +236,7 @@ impl BackupService {
             let mut tracking = self.tracking.lock();
             for (tenant, project, head) in self.tenants.heads() {
                 let key = ProjectKey { tenant, project };
-                if head > self.shipper.shipped_seq(&key) {
+                if head > self.shipped_seq(&key) {
                     due.insert(key);
                 } else {
                     tracking.caught_up.insert(key, now);
@@ -205,7 +246,7 @@ impl BackupService {
         let results: BTreeMap<ProjectKey, Result<(), String>> = stream::iter(due)
             .map(|key| async move {
                 let path = self.tenants.project(&key.tenant, &key.project).path().to_path_buf();
-                let result = self.shipper.ship(&key, &path).await;
+                let result = shipper.ship(&key, &path).await;
                 (key, result)
             })
             .buffer_unordered(PARALLEL)
@@ -235,26 +276,26 @@ impl BackupService {
         for w in waiters {
             let outcome = match results.get(&w.key) {
                 Some(Err(e)) => Err(e.clone()),
-                _ if self.shipper.shipped_seq(&w.key) >= w.seq => Ok(()),
+                _ if self.shipped_seq(&w.key) >= w.seq => Ok(()),
                 _ => Err(format!("seq {} of {} was not shipped", w.seq, w.key)),
             };
             let _ = w.done.send(outcome);
         }
         let shipped_any = !results.is_empty();
         if let Some(db) = &self.config.control_plane {
-            self.ship_control_plane(db).await;
+            self.ship_control_plane(shipper, db).await;
         }
-        if shipped_any && let Err(e) = self.shipper.write_manifest().await {
+        if shipped_any && let Err(e) = shipper.write_manifest().await {
             tracing::warn!(error = %e, "writing the backup manifest failed; will retry");
         }
     }
 
-    async fn ship_control_plane(&self, db: &Path) {
+    async fn ship_control_plane(&self, shipper: &Shipper, db: &Path) {
         let seen = file_stamp(db);
         if seen.is_some() && self.tracking.lock().control_plane_seen == seen {
             return;
         }
-        match self.shipper.ship_control_plane(db).await {
+        match shipper.ship_control_plane(db).await {
             Ok(sent) => {
                 if let Some(unix_ms) = sent {
                     tracing::info!(unix_ms, "control plane snapshot shipped");

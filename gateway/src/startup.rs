@@ -84,9 +84,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         control_plane,
         max_lag: backup.max_lag,
     };
-    let service = tdsync_backup::BackupService::start(tenants, config)
-        .await
-        .with_context(|| format!("reading what the backup target {target} holds"))?;
+    let service = tdsync_backup::BackupService::start(tenants, config);
     tracing::info!(target = %target, interval_s = backup.interval.as_secs(), durability = ?settings.durability, "backups shipped");
     Ok(state.with_backup(service, settings.durability == Durability::Replicated))
 }

@@ -232,6 +232,14 @@ impl ServeProcess {
         }
     }
 
+    /// Kills the server outright (SIGKILL): nothing is flushed, as when a machine dies.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the server: SIGTERM (in-flight requests finish, shards close), then SIGKILL if it
     /// has not exited in time.
     pub fn stop(&mut self) {
