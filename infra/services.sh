@@ -7,6 +7,7 @@
 #   trap services_cleanup EXIT
 #   ensure_postgres            # exports TDSYNC_TEST_POSTGRES_URL
 #   ensure_redis               # exports TDSYNC_TEST_REDIS_URL and TDSYNC_REDIS_SERVER
+#   ensure_s3                  # exports TDSYNC_TEST_S3_{ENDPOINT,BUCKET,ACCESS_KEY,SECRET_KEY,REGION}
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
 #   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
 #
@@ -182,6 +183,118 @@ stop_redis() {
     fi
     rm -rf "$REDIS_DIR"
     REDIS_DIR=
+}
+
+# --- S3-compatible object storage (the backup tests write to it) -------------------------------
+
+S3S_FS_VERSION=0.14.1
+
+# Where s3s-fs is kept between runs.
+s3_tools_dir() { echo "${CARGO_TARGET_DIR:-$PWD/target}/tools/s3s-fs-$S3S_FS_VERSION"; }
+
+# Installs s3s-fs $S3S_FS_VERSION (Apache-2.0, an S3 server that keeps objects as plain files)
+# from crates.io with cargo when missing, pinned and --locked (about 3 minutes on 2 cores the
+# first time; newer versions need a newer rustc), and prints the path of its binary.
+ensure_s3s_fs() {
+    local root bin build log
+    root=$(s3_tools_dir)
+    bin="$root/bin/s3s-fs"
+    if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "s3s-fs $S3S_FS_VERSION" ]; then
+        echo "$bin"
+        return 0
+    fi
+    services_log "S3: installing s3s-fs $S3S_FS_VERSION from crates.io into $root" >&2
+    # Built in a directory of its own (not the workspace's target/, even when CARGO_TARGET_DIR
+    # is set), removed afterwards: only the binary is kept.
+    build=$(mktemp -d "${TMPDIR:-/tmp}/tdsync-s3s-build.XXXXXX")
+    log="$build/install.log"
+    if ! cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked \
+        --root "$root" --target-dir "$build/target" >"$log" 2>&1; then
+        sed 's/^/    cargo install: /' "$log" | tail -n 30 >&2
+        rm -rf "$build"
+        echo "installing s3s-fs $S3S_FS_VERSION with cargo failed (see above)" >&2
+        return 1
+    fi
+    rm -rf "$build"
+    echo "$bin"
+}
+
+# Starts a throwaway s3s-fs on a free loopback port with a fresh root directory, one bucket and
+# signature checking on (an access key and a random secret key: requests signed with other
+# credentials are refused with 403), and exports TDSYNC_TEST_S3_ENDPOINT=http://127.0.0.1:PORT,
+# TDSYNC_TEST_S3_BUCKET, TDSYNC_TEST_S3_ACCESS_KEY, TDSYNC_TEST_S3_SECRET_KEY and
+# TDSYNC_TEST_S3_REGION=us-east-1. Requests must be path-style (ENDPOINT/BUCKET/KEY). An already
+# exported TDSYNC_TEST_S3_ENDPOINT is used as it is, with the other four from the environment
+# (the region defaults to us-east-1). s3s-fs answers a conditional PUT (If-None-Match: *, If-Match)
+# with 412 when it fails, but checks before it writes, not atomically: of concurrent creates of
+# one key, all may succeed.
+ensure_s3() {
+    if [ -n "${TDSYNC_TEST_S3_ENDPOINT:-}" ]; then
+        local var
+        for var in TDSYNC_TEST_S3_BUCKET TDSYNC_TEST_S3_ACCESS_KEY TDSYNC_TEST_S3_SECRET_KEY; do
+            if [ -z "${!var:-}" ]; then
+                echo "TDSYNC_TEST_S3_ENDPOINT is set but $var is not: set it too" >&2
+                return 1
+            fi
+        done
+        export TDSYNC_TEST_S3_REGION="${TDSYNC_TEST_S3_REGION:-us-east-1}"
+        services_log "S3: using TDSYNC_TEST_S3_ENDPOINT=$TDSYNC_TEST_S3_ENDPOINT from the environment"
+        return 0
+    fi
+    local bin
+    bin=$(ensure_s3s_fs) || return 1
+    S3_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdsync-s3.XXXXXX")
+    services_on_exit stop_s3
+    local bucket=tdsync-test access_key=tdsync-test secret_key
+    secret_key=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+    # A bucket of s3s-fs is a directory under its root.
+    mkdir -p "$S3_DIR/data/$bucket"
+    local port attempt _
+    for attempt in 1 2 3; do
+        port=$(services_free_port) || return 1
+        RUST_LOG=info "$bin" --host 127.0.0.1 --port "$port" --access-key "$access_key" \
+            --secret-key "$secret_key" "$S3_DIR/data" </dev/null >"$S3_DIR/s3s-fs.log" 2>&1 &
+        S3_PID=$!
+        for _ in $(seq 1 100); do
+            # Exited (the port was taken meanwhile): try another one.
+            kill -0 "$S3_PID" 2>/dev/null || break
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                # The bucket is there and our credentials are accepted: a signed ListObjectsV2
+                # (curl 7.x does not send the payload's hash, which S3 requires: the empty one).
+                if ! curl -sSf -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" \
+                    --user "$access_key:$secret_key" -H "x-amz-content-sha256: $(
+                        printf '' | sha256sum | cut -d' ' -f1)" \
+                    "http://127.0.0.1:$port/$bucket?list-type=2"; then
+                    echo "s3s-fs on 127.0.0.1:$port refused a signed listing of bucket $bucket" >&2
+                    cat "$S3_DIR/s3s-fs.log" >&2
+                    return 1
+                fi
+                export TDSYNC_TEST_S3_ENDPOINT="http://127.0.0.1:$port" \
+                    TDSYNC_TEST_S3_BUCKET=$bucket TDSYNC_TEST_S3_ACCESS_KEY=$access_key \
+                    TDSYNC_TEST_S3_SECRET_KEY=$secret_key TDSYNC_TEST_S3_REGION=us-east-1
+                services_log "S3: s3s-fs $S3S_FS_VERSION on 127.0.0.1:$port, bucket $bucket (data in $S3_DIR/data)"
+                return 0
+            fi
+            sleep 0.1
+        done
+        services_log "S3: s3s-fs did not start on port $port (attempt $attempt); retrying"
+        kill "$S3_PID" 2>/dev/null || true
+        wait "$S3_PID" 2>/dev/null || true
+        S3_PID=
+    done
+    cat "$S3_DIR/s3s-fs.log" >&2
+    return 1
+}
+
+stop_s3() {
+    if [ -n "${S3_PID:-}" ]; then
+        kill "$S3_PID" 2>/dev/null || true
+        wait "$S3_PID" 2>/dev/null || true
+        S3_PID=
+    fi
+    [ -n "${S3_DIR:-}" ] || return 0
+    rm -rf "$S3_DIR"
+    S3_DIR=
 }
 
 # --- Chromium (the dashboard test renders the harness page in it) ------------------------------

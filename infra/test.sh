@@ -15,6 +15,8 @@ step "services: PostgreSQL (control-plane tests)"
 ensure_postgres
 step "services: Redis (the shared live state's tests)"
 ensure_redis
+step "services: S3-compatible object storage (backup tests)"
+ensure_s3
 step "tools: headless Chromium (harness dashboard test)"
 ensure_chromium
 step "tools: td $TD_VERSION (the interop suite, td_golden, td_writer_vs_td)"
