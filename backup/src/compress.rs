@@ -9,7 +9,8 @@ use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use crate::error::BackupError;
 
 pub fn gzip_file(path: &std::path::Path) -> Result<Bytes, BackupError> {
-    let raw = std::fs::read(path).map_err(BackupError::io(format!("reading {}", path.display())))?;
+    let raw =
+        std::fs::read(path).map_err(BackupError::io(format!("reading {}", path.display())))?;
     let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 3), Compression::fast());
     gz.write_all(&raw).expect("writing to memory");
     Ok(Bytes::from(gz.finish().expect("writing to memory")))

@@ -157,7 +157,10 @@ mod tests {
             .as_ref(),
             "projects/acme/web-app/segments/00000000000000000001-00000000000000000012.jsonl.gz"
         );
-        assert_eq!(Object::parse(&Key::from("projects/acme/x/other/1.txt")), None);
+        assert_eq!(
+            Object::parse(&Key::from("projects/acme/x/other/1.txt")),
+            None
+        );
         assert_eq!(Object::parse(&Key::from("manifest.json")), None);
     }
 }

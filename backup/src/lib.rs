@@ -11,6 +11,7 @@ mod compress;
 mod error;
 pub mod layout;
 pub mod progress;
+pub mod recovery;
 pub mod restore;
 pub mod segment;
 pub mod service;

@@ -11,7 +11,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tdsync_tenants::{LoggedEvent, Tenants, TenantsConfig};
+use tdsync_tenants::{LoggedEvent, Project, ShardFile, Tenants, TenantsConfig};
 
 use crate::{
     catalog::{Catalog, ProjectCatalog},
@@ -88,7 +88,8 @@ pub async fn restore(
     let mut projects = Vec::new();
     for (key, cat) in &catalog.projects {
         bar.set_message(key.to_string());
-        projects.push(restore_project(target, &tenants, key, cat, until, &bar).await?);
+        let project = tenants.project(&key.tenant, &key.project);
+        projects.push(restore_project(target, &project, key, cat, until, &bar).await?);
     }
     bar.finish_and_clear();
     tenants.close_all();
@@ -107,7 +108,11 @@ fn prepare_dir(data_dir: &Path, force: bool) -> Result<(), BackupError> {
     let entries: Vec<_> = match std::fs::read_dir(data_dir) {
         Ok(dir) => dir.filter_map(Result::ok).map(|e| e.path()).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(BackupError::io(format!("reading {}", data_dir.display()))(e)),
+        Err(e) => {
+            return Err(BackupError::io(format!("reading {}", data_dir.display()))(
+                e,
+            ));
+        }
     };
     if entries.is_empty() {
         return Ok(());
@@ -137,9 +142,10 @@ fn prepare_dir(data_dir: &Path, force: bool) -> Result<(), BackupError> {
     Ok(())
 }
 
-async fn restore_project(
+/// Restores one project from `target` into `project`, which has no shard yet.
+pub(crate) async fn restore_project(
     target: &Target,
-    tenants: &Tenants,
+    project: &Project,
     key: &ProjectKey,
     cat: &ProjectCatalog,
     until: &Until,
@@ -159,7 +165,6 @@ async fn restore_project(
         .rev()
         .find(|s| s.seq <= seq_bound && time_bound.is_none_or(|t| s.unix_ms <= t))
         .copied();
-    let project = tenants.project(&key.tenant, &key.project);
     let mut reached = 0;
     if let Some(snap) = snapshot {
         let object = Object::Snapshot {
@@ -235,13 +240,19 @@ async fn restore_project(
             break 'segments;
         }
     }
-    let check = {
-        let project = project.clone();
-        tokio::task::spawn_blocking(move || project.rebuild_check())
-            .await
-            .expect("a rebuild check does not panic")?
+    // Read from the file: a project being recovered is out of service for everything else.
+    let (seq, check) = {
+        let path = project.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if !path.exists() {
+                return Ok((0, None));
+            }
+            let file = ShardFile::open(&path)?;
+            Ok::<_, BackupError>((file.head()?.0, Some(file.rebuild_check()?)))
+        })
+        .await
+        .expect("a rebuild check does not panic")?
     };
-    let seq = project.status()?.last_server_seq;
     Ok(ProjectRestored {
         project: key.to_string(),
         seq,
@@ -249,8 +260,8 @@ async fn restore_project(
         events_replayed: replayed,
         segments,
         missing,
-        rebuild_matches: check.matches,
-        divergence: check.divergence,
+        rebuild_matches: check.as_ref().is_none_or(|c| c.matches),
+        divergence: check.and_then(|c| c.divergence),
     })
 }
 

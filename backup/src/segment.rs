@@ -72,7 +72,10 @@ pub fn decode(
     let header: Header =
         serde_json::from_slice(&line).map_err(|e| format!("unreadable header: {e}"))?;
     if header.format != FORMAT {
-        return Err(format!("format {:?}, this tdsync reads {FORMAT:?}", header.format));
+        return Err(format!(
+            "format {:?}, this tdsync reads {FORMAT:?}",
+            header.format
+        ));
     }
     if header.tenant != project.tenant.as_str() || header.project != project.project.as_str() {
         return Err(format!(

@@ -137,7 +137,11 @@ impl Shipper {
             return Ok(out);
         }
         loop {
-            let (after, limit, path) = (state.shipped_seq, self.policy.segment_events, shard.to_path_buf());
+            let (after, limit, path) = (
+                state.shipped_seq,
+                self.policy.segment_events,
+                shard.to_path_buf(),
+            );
             let owner = key.clone();
             let encoded = tokio::task::spawn_blocking(move || {
                 let file = ShardFile::open(&path)?;
@@ -277,13 +281,14 @@ pub(crate) fn copy_sqlite(src: &Path, dest: &Path) -> Result<(), BackupError> {
         context: format!("copying {}", src.display()),
         source: std::io::Error::other(e),
     };
-    let conn = rusqlite::Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sql)?;
+    let conn =
+        rusqlite::Connection::open_with_flags(src, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sql)?;
-    let dest = dest.to_str().ok_or_else(|| {
-        BackupError::Refused(format!("{} is not a UTF-8 path", dest.display()))
-    })?;
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| BackupError::Refused(format!("{} is not a UTF-8 path", dest.display())))?;
     conn.execute("VACUUM INTO ?1", [dest]).map_err(sql)?;
     Ok(())
 }

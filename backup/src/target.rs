@@ -49,7 +49,9 @@ impl Target {
                 return Err(bad("a file:// target takes no options"));
             }
             if !path.starts_with('/') {
-                return Err(bad("a file:// target needs an absolute path: file:///srv/backups"));
+                return Err(bad(
+                    "a file:// target needs an absolute path: file:///srv/backups",
+                ));
             }
             std::fs::create_dir_all(path)
                 .map_err(|e| bad(&format!("cannot create the directory: {e}")))?;

@@ -92,7 +92,10 @@ pub fn verify_data_dir(data_dir: &Path, progress: &Progress) -> Result<VerifyRep
         match file.quick_check() {
             Ok(problems) if problems.is_empty() => {}
             Ok(problems) => {
-                report.error(&subject, format!("SQLite finds damage: {}", problems.join("; ")));
+                report.error(
+                    &subject,
+                    format!("SQLite finds damage: {}", problems.join("; ")),
+                );
                 continue;
             }
             Err(e) => {
@@ -151,7 +154,10 @@ pub fn verify_data_dir(data_dir: &Path, progress: &Progress) -> Result<VerifyRep
 }
 
 /// Checks every object of the backup in `target`.
-pub async fn verify_backup(target: &Target, progress: &Progress) -> Result<VerifyReport, BackupError> {
+pub async fn verify_backup(
+    target: &Target,
+    progress: &Progress,
+) -> Result<VerifyReport, BackupError> {
     let mut report = VerifyReport {
         checked: format!("backup {target}"),
         ..VerifyReport::default()

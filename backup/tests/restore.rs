@@ -63,7 +63,10 @@ fn shard_path(root: &Path, key: &ProjectKey) -> PathBuf {
 }
 
 fn log_of(path: &Path) -> Vec<LoggedEvent> {
-    ShardFile::open(path).unwrap().events_after(0, 1_000_000).unwrap()
+    ShardFile::open(path)
+        .unwrap()
+        .events_after(0, 1_000_000)
+        .unwrap()
 }
 
 fn dump_of(path: &Path) -> Dump {
@@ -106,14 +109,24 @@ fn write_history(store: &Tenants, a: &ProjectKey, b: &ProjectKey, round: usize) 
         store,
         a,
         "dev-a",
-        vec![issue_event(base + 50, &format!("td-{round}-0"), "by a", Some("first"))],
+        vec![issue_event(
+            base + 50,
+            &format!("td-{round}-0"),
+            "by a",
+            Some("first"),
+        )],
     );
     // dev-b had not seen "by a": a conflict, recorded with both versions.
     push(
         store,
         a,
         "dev-b",
-        vec![issue_event(base + 51, &format!("td-{round}-0"), "by b", Some("first"))],
+        vec![issue_event(
+            base + 51,
+            &format!("td-{round}-0"),
+            "by b",
+            Some("first"),
+        )],
     );
     push(
         store,
@@ -135,7 +148,10 @@ async fn a_restore_gives_back_every_event_the_projection_and_the_conflicts() {
     ship_all(&shipper, data.path(), &[&a, &b]).await;
     write_history(&store, &a, &b, 2);
     // Incremental: only what came after the first round goes out.
-    let second = shipper.ship(&a, &shard_path(data.path(), &a)).await.unwrap();
+    let second = shipper
+        .ship(&a, &shard_path(data.path(), &a))
+        .await
+        .unwrap();
     assert_eq!((second.segments, second.events), (1, 32));
     ship_all(&shipper, data.path(), &[&b]).await;
     store.close_all();
@@ -152,13 +168,22 @@ async fn a_restore_gives_back_every_event_the_projection_and_the_conflicts() {
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.projects.len(), 2);
     for key in [&a, &b] {
-        let (original, copy) = (shard_path(data.path(), key), shard_path(restored.path(), key));
+        let (original, copy) = (
+            shard_path(data.path(), key),
+            shard_path(restored.path(), key),
+        );
         assert_eq!(log_of(&copy), log_of(&original), "{key}: the log");
         assert!(
-            dump_of(&copy).first_difference(&dump_of(&original)).is_none(),
+            dump_of(&copy)
+                .first_difference(&dump_of(&original))
+                .is_none(),
             "{key}: the projection"
         );
-        assert_eq!(conflicts_of(&copy), conflicts_of(&original), "{key}: conflicts");
+        assert_eq!(
+            conflicts_of(&copy),
+            conflicts_of(&original),
+            "{key}: conflicts"
+        );
     }
     assert_eq!(conflicts_of(&shard_path(restored.path(), &a)).len(), 2);
 }
@@ -168,13 +193,33 @@ async fn a_point_in_time_restore_holds_exactly_what_was_logged_before_it() {
     let (data, backup) = (tempdir(), tempdir());
     let store = Tenants::open(TenantsConfig::new(data.path())).unwrap();
     let (a, b) = (key("acme", "web"), key("acme", "api"));
-    let early = push(&store, &a, "dev-a", vec![issue_event(1, "td-1", "before", None)]);
-    push(&store, &b, "dev-c", vec![issue_event(1, "td-b", "before", None)]);
+    let early = push(
+        &store,
+        &a,
+        "dev-a",
+        vec![issue_event(1, "td-1", "before", None)],
+    );
+    push(
+        &store,
+        &b,
+        "dev-c",
+        vec![issue_event(1, "td-b", "before", None)],
+    );
     // Server timestamps have microseconds: wait until the clock has moved past the writes.
     let between = wait_for_clock_to_pass(chrono::Utc::now());
     wait_for_clock_to_pass(between);
-    push(&store, &a, "dev-a", vec![issue_event(2, "td-1", "after", Some("before"))]);
-    push(&store, &a, "dev-a", vec![issue_event(3, "td-2", "after", None)]);
+    push(
+        &store,
+        &a,
+        "dev-a",
+        vec![issue_event(2, "td-1", "after", Some("before"))],
+    );
+    push(
+        &store,
+        &a,
+        "dev-a",
+        vec![issue_event(3, "td-2", "after", None)],
+    );
     let shipper = Shipper::open(file_target(backup.path()), Policy::default())
         .await
         .unwrap();
@@ -193,10 +238,15 @@ async fn a_point_in_time_restore_holds_exactly_what_was_logged_before_it() {
     assert!(report.ok(), "{report:?}");
     let copy = shard_path(restored.path(), &a);
     let log = log_of(&copy);
-    assert_eq!(log.iter().map(|e| e.server_seq).collect::<Vec<_>>(), [early]);
+    assert_eq!(
+        log.iter().map(|e| e.server_seq).collect::<Vec<_>>(),
+        [early]
+    );
     let title: String = rusqlite::Connection::open(&copy)
         .unwrap()
-        .query_row("SELECT title FROM issues WHERE id = 'td-1'", [], |r| r.get(0))
+        .query_row("SELECT title FROM issues WHERE id = 'td-1'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(title, "before");
     assert_eq!(log_of(&shard_path(restored.path(), &b)).len(), 1);
@@ -237,9 +287,14 @@ async fn snapshots_and_the_segments_after_them_restore_together() {
         snapshot_every_segments: 2,
         snapshot_every_bytes: u64::MAX,
     };
-    let shipper = Shipper::open(file_target(backup.path()), policy).await.unwrap();
+    let shipper = Shipper::open(file_target(backup.path()), policy)
+        .await
+        .unwrap();
     write_history(&store, &a, &b, 1);
-    let first = shipper.ship(&a, &shard_path(data.path(), &a)).await.unwrap();
+    let first = shipper
+        .ship(&a, &shard_path(data.path(), &a))
+        .await
+        .unwrap();
     assert_eq!(first.segments, 4, "{first:?}");
     let snapshot = first.snapshot_seq.expect("a snapshot after two segments");
     write_history(&store, &a, &b, 2);
@@ -255,12 +310,23 @@ async fn snapshots_and_the_segments_after_them_restore_together() {
     .await
     .unwrap();
     assert!(report.ok(), "{report:?}");
-    let restored_a = report.projects.iter().find(|p| p.project == a.to_string()).unwrap();
-    assert!(restored_a.snapshot_seq.unwrap() >= snapshot, "{restored_a:?}");
+    let restored_a = report
+        .projects
+        .iter()
+        .find(|p| p.project == a.to_string())
+        .unwrap();
+    assert!(
+        restored_a.snapshot_seq.unwrap() >= snapshot,
+        "{restored_a:?}"
+    );
     assert!(restored_a.events_replayed < 64, "{restored_a:?}");
     let (original, copy) = (shard_path(data.path(), &a), shard_path(restored.path(), &a));
     assert_eq!(log_of(&copy), log_of(&original));
-    assert!(dump_of(&copy).first_difference(&dump_of(&original)).is_none());
+    assert!(
+        dump_of(&copy)
+            .first_difference(&dump_of(&original))
+            .is_none()
+    );
     assert_eq!(conflicts_of(&copy), conflicts_of(&original));
 }
 
@@ -273,11 +339,18 @@ async fn verify_names_a_damaged_segment_and_a_missing_one() {
         segment_events: 10,
         ..Policy::default()
     };
-    let shipper = Shipper::open(file_target(backup.path()), policy).await.unwrap();
+    let shipper = Shipper::open(file_target(backup.path()), policy)
+        .await
+        .unwrap();
     write_history(&store, &a, &b, 1);
     ship_all(&shipper, data.path(), &[&a, &b]).await;
     let target = file_target(backup.path());
-    assert!(verify_backup(&target, &Progress::hidden()).await.unwrap().ok());
+    assert!(
+        verify_backup(&target, &Progress::hidden())
+            .await
+            .unwrap()
+            .ok()
+    );
 
     let segments = backup.path().join("projects/acme/web/segments");
     let mut names: Vec<_> = std::fs::read_dir(&segments)
@@ -305,16 +378,22 @@ async fn verify_names_a_damaged_segment_and_a_missing_one() {
         "{errors:?}"
     );
     assert!(
-        errors
-            .iter()
-            .any(|f| f.subject == "acme/web" && f.message.contains("seqs 11..=20 are in no segment")),
+        errors.iter().any(
+            |f| f.subject == "acme/web" && f.message.contains("seqs 11..=20 are in no segment")
+        ),
         "{errors:?}"
     );
     // A restore from it says what is missing instead of inventing anything.
     let restored = tempdir();
-    let err = restore(&target, restored.path(), &Until::Latest, false, &Progress::hidden())
-        .await
-        .unwrap_err();
+    let err = restore(
+        &target,
+        restored.path(),
+        &Until::Latest,
+        false,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains(first_name), "{err}");
 }
 
@@ -330,15 +409,27 @@ async fn a_data_dir_that_is_not_empty_is_refused_without_force() {
     ship_all(&shipper, data.path(), &[&a]).await;
     drop(store);
     let target = file_target(backup.path());
-    let err = restore(&target, data.path(), &Until::Latest, false, &Progress::hidden())
-        .await
-        .unwrap_err();
+    let err = restore(
+        &target,
+        data.path(),
+        &Until::Latest,
+        false,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
     // Nothing was touched.
     assert_eq!(log_of(&shard_path(data.path(), &a)).len(), 1);
-    let report = restore(&target, data.path(), &Until::Latest, true, &Progress::hidden())
-        .await
-        .unwrap();
+    let report = restore(
+        &target,
+        data.path(),
+        &Until::Latest,
+        true,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
     assert!(report.ok());
     assert_eq!(log_of(&shard_path(data.path(), &a)).len(), 1);
 }

@@ -31,7 +31,10 @@ fn tdsync(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             cmd.env_remove(var);
         }
     }
-    cmd.arg("--data-dir").arg(data_dir).args(args).envs(env.iter().copied());
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .envs(env.iter().copied());
     cmd.output().unwrap()
 }
 
@@ -112,7 +115,11 @@ impl Drill {
     }
 
     /// Devices pushing batches of 5 until `stop`; returns the seqs each acknowledged.
-    fn pushers(&self, devices: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Vec<i64>>> {
+    fn pushers(
+        &self,
+        devices: usize,
+        stop: &Arc<AtomicBool>,
+    ) -> Vec<std::thread::JoinHandle<Vec<i64>>> {
         (0..devices)
             .map(|d| {
                 let (url, token, project, stop) = (
@@ -133,7 +140,8 @@ impl Drill {
                     while !stop.load(Ordering::Relaxed) {
                         let events: Vec<Value> = (n..n + 5).map(|i| event(&device, i)).collect();
                         n += 5;
-                        let body = json!({"device_id": device, "session_id": "s1", "events": events});
+                        let body =
+                            json!({"device_id": device, "session_id": "s1", "events": events});
                         let sent = agent
                             .post(format!("{url}/v1/projects/{project}/sync/push"))
                             .header("Authorization", format!("Bearer {token}"))
@@ -177,7 +185,11 @@ impl Drill {
     }
 
     fn restore(&self, into: &Path) -> Value {
-        ok_json(&tdsync(into, &["restore", "--from", &self.url(), "--json"], &[]))
+        ok_json(&tdsync(
+            into,
+            &["restore", "--from", &self.url(), "--json"],
+            &[],
+        ))
     }
 
     fn restored_shard(&self, root: &Path) -> PathBuf {
@@ -199,7 +211,11 @@ fn replicated_a_server_killed_under_pushes_loses_no_acknowledged_event() {
     let lost: Vec<_> = acked.difference(&restored).collect();
     assert!(lost.is_empty(), "acknowledged but not restored: {lost:?}");
     // The token minted before the crash works on the restored control plane.
-    let out = tdsync(fresh.path(), &["token", "list", "--tenant", &drill.tenant, "--json"], &[]);
+    let out = tdsync(
+        fresh.path(),
+        &["token", "list", "--tenant", &drill.tenant, "--json"],
+        &[],
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("devices"));
 }
 
@@ -243,7 +259,10 @@ fn normal_a_killed_server_restores_what_was_shipped_and_verify_names_the_rest() 
             missing[missing.len() - 1]
         );
         assert!(
-            findings[0]["message"].as_str().unwrap().starts_with(&expected),
+            findings[0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(&expected),
             "expected {expected:?} in {reports}"
         );
         // What is missing is one run at the end: everything before it was restored.
@@ -365,11 +384,19 @@ fn backup_restore_and_verify_through_s3() {
     let again = ok_json(&tdsync(&data, &["backup", "--to", &url, "--json"], &env));
     assert_eq!(again["projects"][&key]["events"], 0, "{again}");
 
-    let verified = ok_json(&tdsync(&data, &["verify", "--backup", &url, "--json"], &env));
+    let verified = ok_json(&tdsync(
+        &data,
+        &["verify", "--backup", &url, "--json"],
+        &env,
+    ));
     assert_eq!(verified[0]["projects"][0]["seq"], 20, "{verified}");
 
     let fresh = tempfile::tempdir().unwrap();
-    let report = ok_json(&tdsync(fresh.path(), &["restore", "--from", &url, "--json"], &env));
+    let report = ok_json(&tdsync(
+        fresh.path(),
+        &["restore", "--from", &url, "--json"],
+        &env,
+    ));
     assert_eq!(report["projects"][0]["seq"], 20, "{report}");
     assert_eq!(
         seqs(&drill.restored_shard(fresh.path())),
@@ -384,9 +411,15 @@ fn backup_restore_and_verify_through_s3() {
     let out = tdsync(&data, &["backup", "--to", &url], &wrong);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("backup target s3://{bucket}/{prefix}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("backup target s3://{bucket}/{prefix}")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("not-the-secret"), "{stderr}");
-    assert_eq!(seqs(&drill.server.shard(&drill.tenant, &drill.project)), before);
+    assert_eq!(
+        seqs(&drill.server.shard(&drill.tenant, &drill.project)),
+        before
+    );
     // An unreachable endpoint: the same.
     let mut down = env.clone();
     down.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
@@ -394,4 +427,234 @@ fn backup_restore_and_verify_through_s3() {
     let out = tdsync(&data, &["backup", "--to", &url], &down);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("backup target"));
+}
+
+/// Overwrites the start of the b-tree page at the root of `table` in the shard file at `path`
+/// with garbage, as a failing disk or a stray write would.
+fn damage_table(path: &Path, table: &str) {
+    let root = support::query(
+        path,
+        &format!("SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = '{table}'"),
+    )[0][0]
+        .as_i64()
+        .unwrap() as u64;
+    let mut bytes = std::fs::read(path).unwrap();
+    let page_size = match u16::from_be_bytes([bytes[16], bytes[17]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let start = ((root - 1) * page_size + if root == 1 { 100 } else { 0 }) as usize;
+    for b in &mut bytes[start..start + 48] {
+        *b = 0xA5;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A team on a server whose shards close as soon as another project is used
+/// (`--max-open-shards 1`), so damage made to a file between two requests is what the next
+/// one opens.
+struct Damaged {
+    td: PathBuf,
+    server: Server,
+    tenant: String,
+    token: String,
+    root: tempfile::TempDir,
+    project: String,
+    alice: TdUser,
+    bob: TdUser,
+}
+
+impl Damaged {
+    fn start(td: PathBuf, serve_args: &[&str]) -> Damaged {
+        let mut args = vec!["--max-open-shards", "1", "--rate-limits", "off"];
+        args.extend(serve_args);
+        let server = Server::start_with(&args);
+        let tenant = server.tenant("acme");
+        let token = server.mint(&tenant, "write", None, "team").token;
+        let root = tempfile::tempdir().unwrap();
+        let alice = TdUser::new(&td, root.path(), "alice", &server.url(), &token);
+        alice.ok(&["sync-project", "create", "precious"]);
+        let project = alice.linked_project().unwrap();
+        let bob = TdUser::new(&td, root.path(), "bob", &server.url(), &token);
+        bob.ok(&["sync-project", "join", "precious"]);
+        // Enough history for the log to span many pages.
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            ids.push(alice.create(&format!("Issue {i}"), &[]));
+        }
+        let mut update = vec!["update"];
+        update.extend(ids.iter().map(String::as_str));
+        update.extend(["--priority", "P1"]);
+        alice.ok(&update);
+        alice.sync();
+        bob.sync();
+        Damaged {
+            td,
+            server,
+            tenant,
+            token,
+            root,
+            project,
+            alice,
+            bob,
+        }
+    }
+
+    fn shard(&self) -> PathBuf {
+        self.server.shard(&self.tenant, &self.project)
+    }
+
+    /// Uses another project, which closes this one's shard (the open budget is one).
+    fn close_the_shard(&self) {
+        let other =
+            self.server
+                .admin(&["project", "create", "--tenant", &self.tenant, "elsewhere"]);
+        let (status, _, body) = self.server.post(
+            &format!("/v1/projects/{other}/sync/push"),
+            &self.token,
+            &json!({"device_id": "x", "session_id": "s", "events": [event("x", 1)]}),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// A pull from the start (read from the log, so the shard opens): its status, and
+    /// `Retry-After` if any.
+    fn pull_from_start(&self) -> (u16, Value) {
+        self.server.get(
+            &format!("/v1/projects/{}/sync/pull?after_server_seq=0", self.project),
+            &self.token,
+        )
+    }
+
+    fn recovered(&self) -> u64 {
+        self.server
+            .metric("tdsync_shard_recoveries_total{outcome=\"recovered\"}")
+    }
+
+    /// Both users write and sync again; every replica ends equal to the server's projection,
+    /// and `tdsync verify` finds the data directory sound (the log replays to the projection).
+    fn keep_syncing(&self) {
+        let x = self.alice.create("After the recovery", &[]);
+        self.bob.create("Bob after the recovery", &[]);
+        self.alice.sync();
+        self.bob.sync();
+        self.alice.sync();
+        assert_eq!(self.bob.show(&x)["title"], "After the recovery");
+        support::assert_same(&[
+            ("server", &self.shard()),
+            ("alice", &self.alice.db()),
+            ("bob", &self.bob.db()),
+        ]);
+        let out = tdsync(
+            &self.server.dir.path().join("data"),
+            &["verify", "--json"],
+            &[],
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{report}");
+        let _ = (&self.td, &self.root);
+    }
+}
+
+/// The log's own b-tree damaged in a running server's shard: the project answers 503 with
+/// `Retry-After` (never what the file holds), its shard is moved aside and restored from the
+/// backup, and the team keeps syncing.
+#[test]
+fn a_damaged_log_is_restored_from_the_backup_while_the_server_runs() {
+    let Some(td) = support::td() else { return };
+    let backup = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", backup.path().display());
+    let team = Damaged::start(td, &["--backup-to", &url, "--backup-interval", "1"]);
+    let logged = seqs(&team.shard()).len() as u64;
+    eventually(Duration::from_secs(30), "the log shipped", || {
+        (team.server.metric("tdsync_backup_shipped_events_total") >= logged).then_some(())
+    });
+    team.close_the_shard();
+    let before = seqs(&team.shard());
+    damage_table(&team.shard(), "events");
+
+    let (status, body) = team.pull_from_start();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("damaged"),
+        "{body}"
+    );
+    eventually(Duration::from_secs(30), "the shard recovered", || {
+        (team.recovered() >= 1).then_some(())
+    });
+    let (status, body) = team.pull_from_start();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(seqs(&team.shard()), before, "every logged event is back");
+    let damaged: Vec<_> = std::fs::read_dir(
+        team.server
+            .dir
+            .path()
+            .join("data/damaged")
+            .join(&team.tenant),
+    )
+    .map(|d| {
+        d.filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "db"))
+            .collect()
+    })
+    .unwrap_or_default();
+    assert_eq!(
+        damaged.len(),
+        1,
+        "the damaged file is kept aside: {damaged:?}"
+    );
+    team.keep_syncing();
+}
+
+/// Only the projection damaged, and no backup configured: the log reads whole, so the shard is
+/// rebuilt from it alone.
+#[test]
+fn a_damaged_projection_is_rebuilt_from_the_local_log_without_a_backup() {
+    let Some(td) = support::td() else { return };
+    let team = Damaged::start(td, &[]);
+    team.close_the_shard();
+    let before = seqs(&team.shard());
+    damage_table(&team.shard(), "issues");
+    let (status, _) = team.pull_from_start();
+    assert_eq!(status, 503);
+    eventually(Duration::from_secs(30), "the shard rebuilt", || {
+        (team.recovered() >= 1).then_some(())
+    });
+    assert_eq!(seqs(&team.shard()), before);
+    team.keep_syncing();
+}
+
+/// The log damaged and no backup: the project stays out of service — across a restart too —
+/// and the server log names the project and the seqs that cannot be read.
+#[test]
+fn a_damaged_log_without_a_backup_keeps_the_project_out_of_service_and_says_what_is_lost() {
+    let Some(td) = support::td() else { return };
+    let mut team = Damaged::start(td, &[]);
+    team.close_the_shard();
+    damage_table(&team.shard(), "events");
+    let (status, _) = team.pull_from_start();
+    assert_eq!(status, 503);
+    eventually(Duration::from_secs(30), "the recovery gave up", || {
+        (team
+            .server
+            .metric("tdsync_shard_recoveries_total{outcome=\"failed\"}")
+            >= 1)
+            .then_some(())
+    });
+    let log = team.server.process.log_tail();
+    assert!(
+        log.contains(&format!("project {}/{}", team.tenant, team.project))
+            && log.contains("cannot be read"),
+        "{log}"
+    );
+    team.server.process.stop();
+    team.server.process.start().unwrap();
+    let (status, body) = team.pull_from_start();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("moved to"),
+        "{body}"
+    );
+    let sync = team.bob.run(&["sync"]);
+    assert!(!sync.ok, "{}", sync.text());
 }

@@ -106,6 +106,11 @@ impl From<tdsync_tenants::StoreError> for ApiError {
                 format!("{what} already exists"),
             ),
             E::ApplyFailed { .. } | E::DataDirBusy { .. } => ApiError::unavailable(e.to_string()),
+            // Damage takes the project out of service at once and starts its recovery: answer
+            // "later", never with what a damaged file holds.
+            E::OutOfService { .. } | E::Corrupt { .. } => {
+                ApiError::unavailable(e.to_string()).with_retry_after(5)
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -7,7 +7,7 @@ use std::{
     collections::BTreeMap,
     fmt::Write,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -37,9 +37,22 @@ pub struct Metrics {
     pulls: AtomicU64,
     /// Refusals by rate-limit class, in `Class::ALL` order.
     rate_limited: [AtomicU64; Class::ALL.len()],
+    recoveries: Arc<Recoveries>,
+}
+
+/// Recoveries of damaged shards, counted by the task that runs them (which holds its own
+/// handle, not the whole state).
+#[derive(Debug, Default)]
+pub struct Recoveries {
+    pub recovered: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 impl Metrics {
+    pub fn recoveries(&self) -> Arc<Recoveries> {
+        self.recoveries.clone()
+    }
+
     /// One finished request. `route` is the matched route template (never a raw path, so
     /// project ids do not multiply series).
     pub fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
@@ -189,6 +202,12 @@ impl Metrics {
             "tdsync_live_shared_failures_total",
             "Calls to the shared live backend that failed (answered from this process's state).",
             store.live.shared_failures,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_shard_recoveries_total Damaged shards taken out of service and recovered, or not.\n# TYPE tdsync_shard_recoveries_total counter\ntdsync_shard_recoveries_total{{outcome=\"recovered\"}} {}\ntdsync_shard_recoveries_total{{outcome=\"failed\"}} {}",
+            self.recoveries.recovered.load(Ordering::Relaxed),
+            self.recoveries.failed.load(Ordering::Relaxed)
         );
         if let Some(backup) = &store.backup {
             render_backup(&mut out, backup);

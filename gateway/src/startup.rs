@@ -2,7 +2,12 @@
 //! stop, then shut down cleanly (finish requests in flight, flush last-used times, close
 //! every shard).
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use anyhow::Context;
 use axum::{Router, ServiceExt, extract::Request, middleware, serve::ListenerExt};
@@ -69,10 +74,15 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         Arc::new(live),
         settings.limits.clone(),
     );
-    let Some(backup) = &settings.backup else {
+    let target = settings
+        .backup
+        .as_ref()
+        .map(|b| tdsync_backup::Target::parse(&b.url))
+        .transpose()?;
+    recover_damaged_shards(&tenants, target.clone(), state.metrics().recoveries());
+    let (Some(backup), Some(target)) = (&settings.backup, target) else {
         return Ok(state);
     };
-    let target = tdsync_backup::Target::parse(&backup.url)?;
     let control_plane = match url {
         tdsync_acl::ControlPlaneUrl::Sqlite(path) => Some(path),
         tdsync_acl::ControlPlaneUrl::Postgres(_) => None,
@@ -87,6 +97,44 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
     let service = tdsync_backup::BackupService::start(tenants, config);
     tracing::info!(target = %target, interval_s = backup.interval.as_secs(), durability = ?settings.durability, "backups shipped");
     Ok(state.with_backup(service, settings.durability == Durability::Replicated))
+}
+
+/// A project whose shard is found damaged is out of service (503) from that moment; its
+/// recovery runs on the runtime (`tdsync_backup::recovery`: the local log when it reads whole,
+/// else the backup plus what the local log still holds), and it serves again when it is done.
+fn recover_damaged_shards(
+    tenants: &Tenants,
+    target: Option<tdsync_backup::Target>,
+    counts: Arc<crate::metrics::Recoveries>,
+) {
+    let runtime = tokio::runtime::Handle::current();
+    tenants.on_damage(Box::new(move |project| {
+        let (target, counts) = (target.clone(), counts.clone());
+        runtime.spawn(async move {
+            let name = format!("{}/{}", project.tenant(), project.id());
+            match tdsync_backup::recovery::recover(project, target.as_ref()).await {
+                Ok(r) => {
+                    counts.recovered.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        project = %name,
+                        from_backup = r.from_backup,
+                        events_from_backup = r.events_from_backup,
+                        events_from_local_log = r.events_from_local_log,
+                        head = r.head,
+                        moved_to = ?r.moved_to,
+                        "damaged shard recovered; project back in service"
+                    );
+                    if !r.lost.is_empty() {
+                        tracing::error!(project = %name, lost = ?r.lost, "seqs lost: in neither the local log nor the backup");
+                    }
+                }
+                Err(e) => {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(project = %name, error = %e, "recovery failed; the project stays out of service");
+                }
+            }
+        });
+    }));
 }
 
 /// The application: duplicate slashes are collapsed before routing (so this wraps the router

@@ -17,6 +17,10 @@ pub enum StoreError {
     /// The file is not a SQLite database, or SQLite reports damage.
     #[error("shard file {path} is damaged or not a SQLite database: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// The project is out of service: its shard was found damaged and is being recovered (or
+    /// could not be). Nothing is read from or written to it meanwhile.
+    #[error("project {project} is out of service: {reason}")]
+    OutOfService { project: String, reason: String },
     /// A SQLite file that tdsync did not create (or for another project).
     #[error("shard file {path} is not a tdsync shard for this project: {reason}")]
     Foreign { path: PathBuf, reason: String },

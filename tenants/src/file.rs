@@ -13,6 +13,72 @@ use crate::{
     shard::{self, LoggedEvent, RebuildReport},
 };
 
+/// What could be read of a damaged shard's log ([`salvage_log`]).
+#[derive(Debug, Clone, Default)]
+pub struct Salvage {
+    /// Every event that could be read, in seq order.
+    pub events: Vec<LoggedEvent>,
+    /// Seqs (inclusive ranges) that could not be read.
+    pub unreadable: Vec<(i64, i64)>,
+    /// The newest seq the file says it handed out, when that could be read.
+    pub last_seq: Option<i64>,
+    /// Every event of the log was read without an error.
+    pub complete: bool,
+}
+
+/// Reads what it can of the log of the (possibly damaged) shard file at `path`: a page at a
+/// time while that works, then seq by seq up to the newest seq the file handed out, skipping
+/// what cannot be read.
+pub fn salvage_log(path: &Path) -> Salvage {
+    let mut out = Salvage::default();
+    let Ok(conn) = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return out;
+    };
+    out.last_seq = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .ok();
+    let mut after = 0;
+    loop {
+        match shard::read_logged(&conn, after, i64::MAX, 1_000) {
+            Ok(page) if page.is_empty() => {
+                out.complete = out.last_seq.is_none_or(|last| after >= last);
+                return out;
+            }
+            Ok(page) => {
+                after = page.last().map_or(after, |e| e.server_seq);
+                out.events.extend(page);
+            }
+            Err(_) => break,
+        }
+    }
+    // A page failed: go on one seq at a time, as far as the file says seqs were handed out.
+    let Some(last) = out.last_seq else {
+        out.unreadable.push((after + 1, i64::MAX));
+        return out;
+    };
+    let mut run: Option<(i64, i64)> = None;
+    for seq in after + 1..=last {
+        match shard::read_logged(&conn, seq - 1, seq, 1) {
+            Ok(found) => {
+                out.events.extend(found);
+                if let Some(r) = run.take() {
+                    out.unreadable.push(r);
+                }
+            }
+            Err(_) => {
+                run = Some(run.map_or((seq, seq), |(from, _)| (from, seq)));
+            }
+        }
+    }
+    out.unreadable.extend(run);
+    out.complete = out.unreadable.is_empty();
+    out
+}
+
 /// A shard file opened read-only.
 pub struct ShardFile {
     path: PathBuf,
@@ -26,7 +92,10 @@ impl ShardFile {
     pub fn open(path: &Path) -> Result<ShardFile, StoreError> {
         let sql = |e| StoreError::sql(path, e);
         if !path.is_file() {
-            return Err(StoreError::NotFound(format!("shard file {}", path.display())));
+            return Err(StoreError::NotFound(format!(
+                "shard file {}",
+                path.display()
+            )));
         }
         let conn = Connection::open_with_flags(
             path,

@@ -21,7 +21,7 @@ use std::{
 };
 
 pub use error::StoreError;
-pub use file::ShardFile;
+pub use file::{Salvage, ShardFile, salvage_log};
 use pool::ShardPool;
 pub use project::Project;
 use registry::Registry;
@@ -87,6 +87,10 @@ pub fn shard_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(files)
 }
 
+/// What [`Tenants::on_damage`] calls, with the project taken out of service. It must not block:
+/// recovery runs elsewhere.
+pub type DamageHandler = Box<dyn Fn(Project) + Send + Sync>;
+
 /// Where shards live and how many stay open.
 #[derive(Debug, Clone)]
 pub struct TenantsConfig {
@@ -121,6 +125,8 @@ pub(crate) struct Store {
     registry: Registry,
     pool: ShardPool,
     template: Template,
+    /// Called with a project the moment it is taken out of service (`Tenants::on_damage`).
+    damage_handler: std::sync::OnceLock<DamageHandler>,
     // Held for the store's lifetime: one tdsync process per data directory, so the in-memory
     // heads are the truth.
     _dir_lock: File,
@@ -151,6 +157,7 @@ impl Tenants {
             pool: ShardPool::new(config.max_open_shards),
             template,
             config,
+            damage_handler: std::sync::OnceLock::new(),
             _dir_lock: lock,
         })))
     }
@@ -171,6 +178,12 @@ impl Tenants {
                 .join(format!("{}.db", project.as_str()))
         });
         Project::new(self.0.clone(), entry)
+    }
+
+    /// Sets what is called when a project is taken out of service (its shard found damaged):
+    /// the server starts its recovery there. Set once; later calls are ignored.
+    pub fn on_damage(&self, handler: DamageHandler) {
+        let _ = self.0.damage_handler.set(handler);
     }
 
     /// Shards currently open.

@@ -36,6 +36,12 @@ impl ShardPool {
             .map(|(_, s)| s)
     }
 
+    /// Takes `key`'s shard out of the budget (to be dropped outside every lock).
+    #[must_use = "drop the shard outside any lock"]
+    pub fn remove(&self, key: &Key) -> Option<Arc<Shard>> {
+        self.open.lock().pop(key)
+    }
+
     /// Shards currently held open by the pool.
     pub fn open_count(&self) -> usize {
         self.open.lock().len()

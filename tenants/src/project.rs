@@ -13,8 +13,8 @@ use tdsync_protocol::{
 use crate::{
     ProjectId, Store, TenantId,
     error::StoreError,
-    registry::Entry,
     file::ShardFile,
+    registry::{Entry, out_of_service_marker},
     shard::{
         Conflict, ConflictFilter, DeviceClock, Head, HistoryEntry, LoggedEvent, RebuildReport,
         Restored, Shard, Snapshot, page_limit, peek_head,
@@ -49,13 +49,14 @@ impl Project {
     /// Logs, deduplicates and applies a batch of events (td's push), creating the shard on the
     /// project's first push.
     pub fn push(&self, request: &PushRequest) -> Result<PushResponse, StoreError> {
-        self.shard()?.push(request, chrono::Utc::now())
+        self.with_shard(|s| s.push(request, chrono::Utc::now()))
     }
 
     /// The answer to a pull when it is known without reading the log — at (or past) the head —
     /// or None. Never does I/O: the gateway calls it on its async workers.
     pub fn pull_cached(&self, query: &PullQuery) -> Result<Option<PullResponse>, StoreError> {
         page_limit(query)?;
+        self.in_service()?;
         // Only the seq is needed: read it under the lock rather than clone the whole head.
         let last_seq = self.entry.head.read().as_ref().map(|h| h.last_seq);
         Ok(last_seq.and_then(|seq| at_head(query, seq)))
@@ -64,30 +65,32 @@ impl Project {
     /// A page of events after a cursor (td's pull).
     pub fn pull(&self, query: &PullQuery) -> Result<PullResponse, StoreError> {
         page_limit(query)?;
-        if let Some(page) = at_head(query, self.head()?.last_seq) {
+        self.in_service()?;
+        if let Some(page) = at_head(query, self.guard(self.head())?.last_seq) {
             return Ok(page);
         }
-        self.shard()?.pull(query)
+        self.with_shard(|s| s.pull(query))
     }
 
     /// Event count, head seq and the head's server time, if known without I/O.
     pub fn status_cached(&self) -> Option<SyncStatus> {
+        self.in_service().ok()?;
         self.entry.cached_head().map(status_of)
     }
 
     /// Event count, head seq and the head's server time (td's status).
     pub fn status(&self) -> Result<SyncStatus, StoreError> {
-        self.head().map(status_of)
+        self.in_service()?;
+        self.guard(self.head()).map(status_of)
     }
 
     pub fn conflicts(&self, filter: &ConflictFilter) -> Result<Vec<Conflict>, StoreError> {
-        self.shard()?.conflicts(filter)
+        self.with_shard(|s| s.conflicts(filter))
     }
 
     /// Writes the clobbered version of a conflict back as a new event.
     pub fn restore_conflict(&self, conflict_id: i64) -> Result<Restored, StoreError> {
-        self.shard()?
-            .restore_conflict(conflict_id, chrono::Utc::now())
+        self.with_shard(|s| s.restore_conflict(conflict_id, chrono::Utc::now()))
     }
 
     pub fn history(
@@ -95,7 +98,7 @@ impl Project {
         entity: EntityType,
         entity_id: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.shard()?.history(entity, entity_id)
+        self.with_shard(|s| s.history(entity, entity_id))
     }
 
     /// The entity's projected row as of `seq` (None if it did not exist then).
@@ -105,23 +108,24 @@ impl Project {
         entity_id: &str,
         seq: i64,
     ) -> Result<Option<serde_json::Value>, StoreError> {
-        self.shard()?.state_at(entity, entity_id, seq)
+        self.with_shard(|s| s.state_at(entity, entity_id, seq))
     }
 
     /// Replays the log into a scratch projection and compares it with the live one.
     pub fn rebuild_check(&self) -> Result<RebuildReport, StoreError> {
-        self.shard()?.rebuild_check()
+        self.with_shard(|s| s.rebuild_check())
     }
 
     /// Re-derives the live projection from the log.
     pub fn rebuild_in_place(&self) -> Result<RebuildReport, StoreError> {
-        self.shard()?.rebuild_in_place()
+        self.with_shard(|s| s.rebuild_in_place())
     }
 
     /// A td database (schema 38) holding the projection at the current head, for td's snapshot
     /// bootstrap; built once per head under `<root>/snapshots/`. None when the project has no
     /// events yet.
     pub fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        self.in_service()?;
         if self.head()?.last_seq == 0 {
             return Ok(None);
         }
@@ -132,7 +136,7 @@ impl Project {
             .join("snapshots")
             .join(self.tenant().as_str())
             .join(self.id().as_str());
-        self.shard()?.snapshot(&cache)
+        self.with_shard(|s| s.snapshot(&cache))
     }
 
     /// Logs events another copy of this log holds, under their own seqs, and applies them (a
@@ -188,7 +192,128 @@ impl Project {
 
     /// Clock skew of every device that pushed to the project.
     pub fn device_clocks(&self) -> Result<Vec<DeviceClock>, StoreError> {
-        self.shard()?.device_clocks()
+        self.with_shard(|s| s.device_clocks())
+    }
+
+    /// Why the project is out of service, if it is.
+    pub fn out_of_service(&self) -> Option<String> {
+        self.entry.out_of_service.read().clone()
+    }
+
+    /// Takes the project out of service: every operation but the restore ones
+    /// ([`Project::install_copy`], [`Project::append_logged`]) answers
+    /// [`StoreError::OutOfService`] until [`Project::return_to_service`]. The store's damage
+    /// handler is called when this is new.
+    pub fn take_out_of_service(&self, reason: &str) {
+        let newly = {
+            let mut slot = self.entry.out_of_service.write();
+            let newly = slot.is_none();
+            if newly {
+                *slot = Some(reason.to_string());
+            }
+            newly
+        };
+        if newly {
+            tracing::error!(tenant = %self.tenant(), project = %self.id(), reason, "project taken out of service");
+            if let Some(handler) = self.store.damage_handler.get() {
+                handler(self.clone());
+            }
+        }
+    }
+
+    pub fn return_to_service(&self) {
+        let marker = out_of_service_marker(&self.entry.path);
+        if let Err(e) = std::fs::remove_file(&marker)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %marker.display(), error = %e, "could not remove the out-of-service marker");
+        }
+        *self.entry.out_of_service.write() = None;
+        tracing::info!(tenant = %self.tenant(), project = %self.id(), "project back in service");
+    }
+
+    /// Closes the shard (after the write in progress; none commits after it) and moves its file,
+    /// WAL and all, to `<root>/damaged/<tenant>/<project>.<unix-ms>.db`, where it stays for
+    /// salvage and inspection. Returns where it went (None: there was no file). The project must
+    /// be out of service.
+    pub fn move_aside(&self) -> Result<Option<std::path::PathBuf>, StoreError> {
+        if self.out_of_service().is_none() {
+            return Err(StoreError::BadRequest(format!(
+                "project {}/{} is in service: take it out of service before moving its shard",
+                self.tenant(),
+                self.id()
+            )));
+        }
+        let mut slot = self.entry.shard.lock();
+        if let Some(shard) = slot.upgrade() {
+            shard.retire();
+        }
+        *slot = std::sync::Weak::new();
+        drop(self.store.pool.remove(&self.entry.key));
+        *self.entry.head.write() = None;
+        let path = &self.entry.path;
+        if !path.exists() {
+            return Ok(None);
+        }
+        let dir = self
+            .store
+            .config
+            .root
+            .join("damaged")
+            .join(self.tenant().as_str());
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::Io { path: p, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let stamp = chrono::Utc::now().timestamp_millis();
+        let moved = dir.join(format!("{}.{stamp}.db", self.id()));
+        // Written first: from here until recovery ends the project is out of service, even
+        // across a restart (without it, a restarted server would take it for an empty one).
+        let marker = out_of_service_marker(path);
+        let reason = format!(
+            "its shard was found damaged and moved to {}; recovery has not finished",
+            moved.display()
+        );
+        std::fs::write(&marker, &reason).map_err(io(&marker))?;
+        for suffix in ["-wal", "-shm"] {
+            let from = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if from.exists() {
+                let to = std::path::PathBuf::from(format!("{}{suffix}", moved.display()));
+                std::fs::rename(&from, &to).map_err(io(&from))?;
+            }
+        }
+        std::fs::rename(path, &moved).map_err(io(path))?;
+        drop(slot);
+        Ok(Some(moved))
+    }
+
+    fn in_service(&self) -> Result<(), StoreError> {
+        match self.entry.out_of_service.read().as_ref() {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::OutOfService {
+                project: format!("{}/{}", self.tenant(), self.id()),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// Runs `f` on the open shard of a project in service; damage found on the way (when the
+    /// shard opens, or by a read or write) takes the project out of service.
+    fn with_shard<T>(
+        &self,
+        f: impl FnOnce(&Shard) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.in_service()?;
+        self.guard(self.shard().and_then(|shard| f(&shard)))
+    }
+
+    /// Passes `result` on; damage it reports takes the project out of service first.
+    fn guard<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(StoreError::Corrupt { reason, .. }) = &result {
+            self.take_out_of_service(&format!("its shard is damaged ({reason}); recovering"));
+        }
+        result
     }
 
     /// The head: from memory, or read from the file once (without opening the shard).

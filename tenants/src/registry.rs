@@ -26,6 +26,8 @@ pub(crate) struct Entry {
     /// The project's shard while one is open anywhere in this process. Locked while it is
     /// opened, created or its head is read from disk.
     pub shard: Mutex<Weak<Shard>>,
+    /// Why the project is out of service (its shard found damaged), while it is.
+    pub out_of_service: RwLock<Option<String>>,
 }
 
 impl Entry {
@@ -33,6 +35,12 @@ impl Entry {
     pub fn cached_head(&self) -> Option<Head> {
         self.head.read().clone()
     }
+}
+
+/// The file beside a shard that keeps its project out of service across restarts (its shard
+/// was moved aside and not yet recovered); it holds the reason.
+pub(crate) fn out_of_service_marker(shard: &std::path::Path) -> PathBuf {
+    shard.with_extension("db.out-of-service")
 }
 
 #[derive(Default)]
@@ -63,11 +71,15 @@ impl Registry {
             .or_default()
             .entry(project.clone())
             .or_insert_with(|| {
+                let path = path();
+                // A project left out of service by an earlier process stays out of it.
+                let out_of_service = std::fs::read_to_string(out_of_service_marker(&path)).ok();
                 Arc::new(Entry {
                     key: (tenant.clone(), project.clone()),
-                    path: path(),
+                    path,
                     head: SharedHead::default(),
                     shard: Mutex::new(Weak::new()),
+                    out_of_service: RwLock::new(out_of_service),
                 })
             })
             .clone()

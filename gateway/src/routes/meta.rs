@@ -58,7 +58,10 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 s.last_error.as_deref().unwrap_or("none")
             )
         } else {
-            format!("{}: shipping, {} events waiting", s.target, s.backlog_events)
+            format!(
+                "{}: shipping, {} events waiting",
+                s.target, s.backlog_events
+            )
         }
     });
     match state.acl().store_health().await {

@@ -112,10 +112,10 @@ fn collapse_spaces(text: &str) -> String {
 pub use clock::DeviceClock;
 pub use conflicts::{Conflict, ConflictFilter, Restored, SERVER_DEVICE};
 pub use history::HistoryEntry;
-pub(crate) use pull::page_limit;
-pub use rebuild::RebuildReport;
 pub use log::LoggedEvent;
 pub(crate) use log::read_logged;
+pub(crate) use pull::page_limit;
+pub use rebuild::RebuildReport;
 pub(crate) use rebuild::check_against_replay;
 pub use snapshot::Snapshot;
 
@@ -155,6 +155,8 @@ pub struct Shard {
     small_pages: AtomicBool,
     head: SharedHead,
     snapshot_lock: Mutex<()>,
+    /// Set once the shard is taken out of service: no write commits after it.
+    retired: AtomicBool,
 }
 
 impl Shard {
@@ -177,6 +179,14 @@ impl Shard {
         )
         .map_err(sql)?;
         check_meta(&conn, path, tenant, project)?;
+        // Damage found now takes the project out of service before anything is served from it.
+        let problems = quick_check(&conn).map_err(sql)?;
+        if !problems.is_empty() {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("quick_check: {}", problems.join("; ")),
+            });
+        }
         configure_writer(&conn, durability).map_err(sql)?;
         let read = read_head(&conn).map_err(sql)?;
         // Opened under the project's lock: this is the file's only connection here, so a shard
@@ -195,7 +205,15 @@ impl Shard {
             small_pages: AtomicBool::new(pages < pages::GROWN_PAGE_SIZE),
             head,
             snapshot_lock: Mutex::new(()),
+            retired: AtomicBool::new(false),
         })
+    }
+
+    /// Waits for the write in progress, if any, and refuses every write after it: the file is
+    /// about to be moved aside.
+    pub(crate) fn retire(&self) {
+        let _writer = self.writer.lock();
+        self.retired.store(true, Ordering::Release);
     }
 
     pub fn path(&self) -> &Path {
@@ -270,6 +288,12 @@ impl Shard {
         f: impl FnOnce(&rusqlite::Transaction<'_>, &Applier) -> Result<(T, Option<Head>), StoreError>,
     ) -> Result<T, StoreError> {
         let mut w = self.writer.lock();
+        if self.retired.load(Ordering::Acquire) {
+            return Err(StoreError::OutOfService {
+                project: self.path.display().to_string(),
+                reason: "its shard was taken out of service".into(),
+            });
+        }
         let Writer { conn, applier } = &mut *w;
         if self.small_pages.load(Ordering::Acquire) {
             let events = self.head().event_count + incoming as i64;
@@ -321,6 +345,10 @@ impl Shard {
 
 impl Drop for Shard {
     fn drop(&mut self) {
+        // A retired shard's file was moved aside as found: leave it so.
+        if self.retired.load(Ordering::Acquire) {
+            return;
+        }
         // Fold the WAL back so a closed shard is one self-contained file.
         let w = self.writer.get_mut();
         if let Err(e) = w.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
