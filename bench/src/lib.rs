@@ -9,6 +9,7 @@
 //! of a push to SSE subscribers, long-polled pulls (`sse`, `long_poll`). Progress goes to
 //! stderr, figures to stdout.
 
+mod backups;
 mod histogram;
 mod http;
 mod long_poll;
@@ -52,7 +53,9 @@ Every figure is the median of --rounds rounds, printed next to a baseline measur
 command: the same batches pushed straight into tdsync's store; GET /healthz on the same server; \
 the same page from the store; the store building and reading the snapshot; the same polling of one \
 project; idle keep-alive connections; the same push heard by one subscriber; a plain pull sent \
-right after the push is answered; a plain pull at the head. Compare ratios across \
+right after the push is answered; a plain pull at the head; for --only backup (not in the \
+default set), the same pushes to a server without backups, and the same events pushed into a \
+store. Compare ratios across \
 runs, not raw numbers: the baselines move with the machine's load as much as the figures do.
 
 Without --url, tdsync bench starts its own tdsync in-process (own worker threads) on a free \
@@ -73,6 +76,7 @@ Examples:
   tdsync bench --only many-projects --projects 10000 --pollers 16
   tdsync bench --only sse,long-poll
   tdsync bench --only sse,long-poll --sse-connections 500 --subscribers 100 --live-pushes 5
+  tdsync bench --only backup
   tdsync bench --url http://127.0.0.1:8080 --token tds_… --json";
 
 /// What `tdsync bench` can measure.
@@ -95,6 +99,10 @@ pub enum Measurement {
     /// Long-polled pulls (`wait=`): from a push to their answers (p50/p99), and how close to
     /// its deadline an unanswered one returns.
     LongPoll,
+    /// Backups (in-process only): push throughput with backups shipped and with `--durability
+    /// replicated` next to none, how long a push waits to be in the backup, and the time to
+    /// restore a 50,000-event project (from segments, from a snapshot).
+    Backup,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -145,6 +153,9 @@ pub struct BenchArgs {
     /// Pushes per round for the SSE fan-out and the long polls, and for each of their baselines.
     #[arg(long, value_name = "N", default_value_t = 40)]
     pub live_pushes: usize,
+    /// Events in the project whose restore --only backup times.
+    #[arg(long, value_name = "N", default_value_t = SEED_EVENTS)]
+    pub restore_events: usize,
     /// Seconds each timed round lasts (push, pull at the head, pull page; and each baseline).
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub duration: f64,
@@ -219,10 +230,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         || args.subscribers == 0
         || args.long_polls == 0
         || args.live_pushes == 0
+        || args.restore_events == 0
     {
         bail!(
             "--devices, --push-projects, --pollers, --rounds, --projects, --project-events, \
-             --sse-connections, --subscribers, --long-polls and --live-pushes must be at least 1"
+             --sse-connections, --subscribers, --long-polls, --live-pushes and --restore-events \
+             must be at least 1"
         );
     }
     if args.project_events > tdsync_protocol::wire::MAX_PUSH_EVENTS {
@@ -367,6 +380,11 @@ async fn measure(
     if want(Measurement::Sse) {
         figures.extend(sse::fanout(&ctx, args.subscribers, args.live_pushes).await?);
         figures.extend(sse::idle(&ctx, args.sse_connections).await?);
+    }
+    // Not part of the default set: it starts two more servers and restores 50,000 events a
+    // round. Asked for by name.
+    if args.only.contains(&Measurement::Backup) {
+        figures.extend(backups::run(&ctx, args.restore_events).await?);
     }
     let header = Header {
         target: url.to_string(),

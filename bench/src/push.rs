@@ -110,7 +110,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Figure> {
 
 /// One round over HTTP: every device pushes until the deadline (at least one batch each),
 /// device d into `projects[d % len]`.
-async fn http_round(
+pub(crate) async fn http_round(
     conns: Vec<Conn>,
     batches: &Arc<Vec<Batches>>,
     projects: &[String],

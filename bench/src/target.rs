@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::http::Conn;
 use tdsync_gateway::{
-    configuration::{Durability, Settings},
+    configuration::{BackupSettings, Durability, Settings},
     limits::{Limits, Rate},
 };
 use tdsync_live_redis::RedisConfig;
@@ -55,6 +55,16 @@ impl InProcess {
 
     /// Like [`InProcess::start`], its live state shared through Redis when `redis` is given.
     pub fn start_with(redis: Option<RedisConfig>) -> anyhow::Result<InProcess> {
+        InProcess::start_configured(redis, None, Durability::Normal)
+    }
+
+    /// Like [`InProcess::start`], with live state in `redis`, shipping to `backup`, and
+    /// `durability`.
+    pub fn start_configured(
+        redis: Option<RedisConfig>,
+        backup: Option<BackupSettings>,
+        durability: Durability,
+    ) -> anyhow::Result<InProcess> {
         let dir = tempfile::Builder::new()
             .prefix("tdsync-bench-")
             .tempdir()
@@ -69,10 +79,10 @@ impl InProcess {
             data_dir: dir.path().to_path_buf(),
             control_plane: None,
             max_open_shards: tdsync_tenants::TenantsConfig::DEFAULT_MAX_OPEN_SHARDS,
-            durability: Durability::Normal,
+            durability,
             redis,
             limits: never_refusing(),
-            backup: None,
+            backup,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

@@ -172,6 +172,33 @@ fn the_live_layer_is_measured_with_baselines_and_targets() {
 }
 
 #[test]
+fn backups_are_measured_against_a_server_without_them() {
+    let doc = bench(&[
+        "--only",
+        "backup",
+        "--devices",
+        "1",
+        "--restore-events",
+        "1000",
+    ]);
+    for name in ["push_backup_normal", "push_backup_replicated"] {
+        let m = measurement(&doc, name);
+        assert!(m["measured"]["median"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["baseline"]["median"].as_f64().unwrap() > 0.0, "{m}");
+    }
+    // A shipment waits for the next round of a 1 s interval: it cannot be instant.
+    let lag = measurement(&doc, "backup_lag");
+    assert!(lag["measured"]["median"].as_f64().unwrap() > 0.0, "{lag}");
+    for name in ["restore_segments", "restore_snapshot"] {
+        let m = measurement(&doc, name);
+        assert!(m["measured"]["median"].as_f64().unwrap() > 0.0, "{m}");
+        assert!(m["title"].as_str().unwrap().contains("1,000-event"), "{m}");
+    }
+    // Not in the default set: it is asked for by name.
+    assert_eq!(doc["measurements"].as_array().unwrap().len(), 5);
+}
+
+#[test]
 fn impossible_settings_are_refused_with_a_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
         .args(["bench", "--devices", "0"])
