@@ -156,15 +156,9 @@ async fn a_restore_gives_back_every_event_the_projection_and_the_conflicts() {
     ship_all(&shipper, data.path(), &[&b]).await;
     store.close_all();
 
-    let report = restore(
-        &file_target(backup.path()),
-        restored.path(),
-        &Until::Latest,
-        false,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let report = restore_from(backup.path(), restored.path(), Until::Latest)
+        .await
+        .unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.projects.len(), 2);
     for key in [&a, &b] {
@@ -226,15 +220,9 @@ async fn a_point_in_time_restore_holds_exactly_what_was_logged_before_it() {
     ship_all(&shipper, data.path(), &[&a, &b]).await;
 
     let restored = tempdir();
-    let report = restore(
-        &file_target(backup.path()),
-        restored.path(),
-        &Until::At(between),
-        false,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let report = restore_from(backup.path(), restored.path(), Until::At(between))
+        .await
+        .unwrap();
     assert!(report.ok(), "{report:?}");
     let copy = shard_path(restored.path(), &a);
     let log = log_of(&copy);
@@ -254,15 +242,9 @@ async fn a_point_in_time_restore_holds_exactly_what_was_logged_before_it() {
     // Per project: `a` up to its first event, `b` whole.
     let bounded = tempdir();
     let seqs = [(a.to_string(), early)].into_iter().collect();
-    restore(
-        &file_target(backup.path()),
-        bounded.path(),
-        &Until::Seqs(seqs),
-        false,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    restore_from(backup.path(), bounded.path(), Until::Seqs(seqs))
+        .await
+        .unwrap();
     assert_eq!(log_of(&shard_path(bounded.path(), &a)).len(), 1);
     assert_eq!(log_of(&shard_path(bounded.path(), &b)).len(), 1);
 }
@@ -300,15 +282,9 @@ async fn snapshots_and_the_segments_after_them_restore_together() {
     write_history(&store, &a, &b, 2);
     ship_all(&shipper, data.path(), &[&a, &b]).await;
 
-    let report = restore(
-        &file_target(backup.path()),
-        restored.path(),
-        &Until::Latest,
-        false,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
+    let report = restore_from(backup.path(), restored.path(), Until::Latest)
+        .await
+        .unwrap();
     assert!(report.ok(), "{report:?}");
     let restored_a = report
         .projects
@@ -432,6 +408,22 @@ async fn a_data_dir_that_is_not_empty_is_refused_without_force() {
     .unwrap();
     assert!(report.ok());
     assert_eq!(log_of(&shard_path(data.path(), &a)).len(), 1);
+}
+
+/// Restores the file target in `backup` into `into`.
+async fn restore_from(
+    backup: &Path,
+    into: &Path,
+    until: Until,
+) -> Result<tdsync_backup::restore::RestoreReport, tdsync_backup::BackupError> {
+    restore(
+        &file_target(backup),
+        into,
+        &until,
+        false,
+        &Progress::hidden(),
+    )
+    .await
 }
 
 fn tempdir() -> tempfile::TempDir {

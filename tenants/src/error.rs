@@ -56,6 +56,12 @@ impl From<tdsync_protocol::ids::BadId> for StoreError {
 }
 
 impl StoreError {
+    /// Wraps an I/O error on `path` (for `map_err`).
+    pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io { path, source }
+    }
+
     pub(crate) fn sql(path: &std::path::Path, source: rusqlite::Error) -> StoreError {
         if let rusqlite::Error::SqliteFailure(e, _) = &source
             && matches!(

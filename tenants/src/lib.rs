@@ -62,22 +62,18 @@ pub fn rebuild_check_file(path: &Path) -> Result<RebuildReport, StoreError> {
 
 /// Every shard file under the data directory `root` (`tenants/<tenant>/<project>.db`), sorted.
 pub fn shard_files(root: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { path, source }
-    };
     let dir = root.join("tenants");
     let mut files = Vec::new();
     if !dir.is_dir() {
         return Ok(files);
     }
-    for tenant in std::fs::read_dir(&dir).map_err(io(&dir))? {
-        let tenant = tenant.map_err(io(&dir))?.path();
+    for tenant in std::fs::read_dir(&dir).map_err(StoreError::io(&dir))? {
+        let tenant = tenant.map_err(StoreError::io(&dir))?.path();
         if !tenant.is_dir() {
             continue;
         }
-        for file in std::fs::read_dir(&tenant).map_err(io(&tenant))? {
-            let file = file.map_err(io(&tenant))?.path();
+        for file in std::fs::read_dir(&tenant).map_err(StoreError::io(&tenant))? {
+            let file = file.map_err(StoreError::io(&tenant))?.path();
             if file.extension().is_some_and(|e| e == "db") {
                 files.push(file);
             }
@@ -135,19 +131,15 @@ pub(crate) struct Store {
 impl Tenants {
     /// Opens (creating if needed) the data directory and takes its lock.
     pub fn open(config: TenantsConfig) -> Result<Tenants, StoreError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
         let dir = config.root.join("tenants");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
         let lock_path = config.root.join(".tdsync.lock");
         let lock = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(io(&lock_path))?;
+            .map_err(StoreError::io(&lock_path))?;
         lock.try_lock().map_err(|_| StoreError::DataDirBusy {
             path: config.root.clone(),
         })?;

@@ -172,16 +172,12 @@ impl Project {
             });
         }
         drop(file);
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StoreError::Io { path: p, source }
-        };
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
         // Copied beside its final name, then renamed: a crash never leaves half a shard.
         let partial = path.with_extension("db.partial");
-        std::fs::copy(copy, &partial).map_err(io(&partial))?;
-        std::fs::rename(&partial, path).map_err(io(path))?;
+        std::fs::copy(copy, &partial).map_err(StoreError::io(&partial))?;
+        std::fs::rename(&partial, path).map_err(StoreError::io(path))?;
         let (tenant, project) = &self.entry.key;
         let head = peek_head(path, tenant, project)?;
         let seq = head.last_seq;
@@ -261,11 +257,7 @@ impl Project {
             .root
             .join("damaged")
             .join(self.tenant().as_str());
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StoreError::Io { path: p, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
         let stamp = chrono::Utc::now().timestamp_millis();
         let moved = dir.join(format!("{}.{stamp}.db", self.id()));
         // Written first: from here until recovery ends the project is out of service, even
@@ -275,15 +267,15 @@ impl Project {
             "its shard was found damaged and moved to {}; recovery has not finished",
             moved.display()
         );
-        std::fs::write(&marker, &reason).map_err(io(&marker))?;
+        std::fs::write(&marker, &reason).map_err(StoreError::io(&marker))?;
         for suffix in ["-wal", "-shm"] {
             let from = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
             if from.exists() {
                 let to = std::path::PathBuf::from(format!("{}{suffix}", moved.display()));
-                std::fs::rename(&from, &to).map_err(io(&from))?;
+                std::fs::rename(&from, &to).map_err(StoreError::io(&from))?;
             }
         }
-        std::fs::rename(path, &moved).map_err(io(path))?;
+        std::fs::rename(path, &moved).map_err(StoreError::io(path))?;
         drop(slot);
         Ok(Some(moved))
     }

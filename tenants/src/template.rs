@@ -67,14 +67,10 @@ impl Template {
         tenant: &TenantId,
         project: &ProjectId,
     ) -> Result<(), StoreError> {
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| StoreError::Io { path: p, source }
-        };
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
         let partial = path.with_extension("db.partial");
-        std::fs::write(&partial, &self.bytes).map_err(io(&partial))?;
+        std::fs::write(&partial, &self.bytes).map_err(StoreError::io(&partial))?;
         {
             let sql = |e| StoreError::sql(&partial, e);
             let mut conn = Connection::open(&partial).map_err(sql)?;
@@ -93,12 +89,12 @@ impl Template {
             }
             tx.commit().map_err(sql)?;
         }
-        std::fs::rename(&partial, path).map_err(io(path))?;
+        std::fs::rename(&partial, path).map_err(StoreError::io(path))?;
         if self.durability == Durability::Full {
             // The new name must survive a power loss before the first push is acknowledged.
             std::fs::File::open(dir)
                 .and_then(|d| d.sync_all())
-                .map_err(io(dir))?;
+                .map_err(StoreError::io(dir))?;
         }
         Ok(())
     }

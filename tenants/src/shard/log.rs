@@ -109,27 +109,48 @@ pub(crate) fn read_logged(
     .collect()
 }
 
-/// Logs an event under the seq it already has (a restore), applying nothing. Refused by SQLite
-/// when the seq is taken.
+/// Logs an event under the seq it already has (a restore), applying nothing. Refused when the
+/// seq, or the event's (device, session, client action id), is logged already.
 pub(crate) fn append_at(tx: &Transaction<'_>, ev: &LoggedEvent) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO events (server_seq, device_id, session_id, client_action_id, action_type, \
-         entity_type, entity_id, payload, client_timestamp, server_timestamp) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        ev.server_seq,
-        ev.device_id,
-        ev.session_id,
-        ev.client_action_id,
-        ev.action_type,
-        ev.entity_type,
-        ev.entity_id,
-        ev.payload,
-        ev.client_timestamp,
-        ev.server_timestamp
-    ])?;
-    Ok(())
+    if insert(tx, Some(ev.server_seq), &ev.as_new(), &ev.server_timestamp)? {
+        return Ok(());
+    }
+    Err(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+        Some(format!(
+            "event {} (device {}, session {}, client action {}) is logged already",
+            ev.server_seq, ev.device_id, ev.session_id, ev.client_action_id
+        )),
+    ))
+}
+
+/// Inserts the event — under `seq`, or the next one when None — unless its (device, session,
+/// client action id) is logged already; whether it was.
+fn insert(
+    tx: &Transaction<'_>,
+    seq: Option<i64>,
+    ev: &NewEvent<'_>,
+    server_timestamp: &str,
+) -> rusqlite::Result<bool> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (server_seq, device_id, session_id, client_action_id, \
+             action_type, entity_type, entity_id, payload, client_timestamp, server_timestamp) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            seq,
+            ev.device_id,
+            ev.session_id,
+            ev.client_action_id,
+            ev.action_type,
+            ev.entity_type,
+            ev.entity_id,
+            ev.payload,
+            ev.client_timestamp,
+            server_timestamp
+        ])?;
+    Ok(inserted == 1)
 }
 
 pub(crate) enum Appended {
@@ -144,24 +165,7 @@ pub(crate) fn append(
     ev: &NewEvent<'_>,
     server_timestamp: &str,
 ) -> rusqlite::Result<Appended> {
-    let inserted = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO events (device_id, session_id, client_action_id, action_type, \
-             entity_type, entity_id, payload, client_timestamp, server_timestamp) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            ev.device_id,
-            ev.session_id,
-            ev.client_action_id,
-            ev.action_type,
-            ev.entity_type,
-            ev.entity_id,
-            ev.payload,
-            ev.client_timestamp,
-            server_timestamp
-        ])?;
-    if inserted == 1 {
+    if insert(tx, None, ev, server_timestamp)? {
         return Ok(Appended::New(tx.last_insert_rowid()));
     }
     let seq = tx

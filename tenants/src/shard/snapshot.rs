@@ -28,11 +28,7 @@ impl Shard {
     pub(crate) fn snapshot(&self, cache_dir: &Path) -> Result<Option<Snapshot>, StoreError> {
         // One build at a time per shard: concurrent callers wait and reuse the result.
         let _building = self.snapshot_lock.lock();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        std::fs::create_dir_all(cache_dir).map_err(io(cache_dir))?;
+        std::fs::create_dir_all(cache_dir).map_err(StoreError::io(cache_dir))?;
         self.read(|conn| {
             // One read transaction: the head and the rows are read at the same point.
             conn.execute_batch("BEGIN").map_err(|e| self.sql_err(e))?;
@@ -50,10 +46,12 @@ impl Shard {
                     let partial = cache_dir.join(format!("{seq}.db.partial"));
                     let _ = std::fs::remove_file(&partial);
                     build(conn, &partial).map_err(|e| StoreError::sql(&partial, e))?;
-                    std::fs::rename(&partial, &path).map_err(io(&path))?;
+                    std::fs::rename(&partial, &path).map_err(StoreError::io(&path))?;
                     prune(cache_dir, seq);
                 }
-                let bytes = std::fs::metadata(&path).map_err(io(&path))?.len();
+                let bytes = std::fs::metadata(&path)
+                    .map_err(StoreError::io(&path))?
+                    .len();
                 Ok(Some(Snapshot { path, seq, bytes }))
             })();
             let _ = conn.execute_batch("COMMIT");
