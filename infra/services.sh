@@ -8,6 +8,7 @@
 #   ensure_postgres            # exports TDSYNC_TEST_POSTGRES_URL
 #   ensure_redis               # exports TDSYNC_TEST_REDIS_URL and TDSYNC_REDIS_SERVER
 #   ensure_s3                  # exports TDSYNC_TEST_S3_{ENDPOINT,BUCKET,ACCESS_KEY,SECRET_KEY,REGION}
+#                              # and TDSYNC_S3_SERVER (s3s-fs: tests that stop and restart one)
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
 #   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
 #
@@ -229,6 +230,9 @@ ensure_s3s_fs() {
 # with 412 when it fails, but checks before it writes, not atomically: of concurrent creates of
 # one key, all may succeed.
 ensure_s3() {
+    # The binary too: a test that takes its target down and back up runs an s3s-fs of its own.
+    export TDSYNC_S3_SERVER
+    TDSYNC_S3_SERVER=$(ensure_s3s_fs) || return 1
     if [ -n "${TDSYNC_TEST_S3_ENDPOINT:-}" ]; then
         local var
         for var in TDSYNC_TEST_S3_BUCKET TDSYNC_TEST_S3_ACCESS_KEY TDSYNC_TEST_S3_SECRET_KEY; do
@@ -241,8 +245,7 @@ ensure_s3() {
         services_log "S3: using TDSYNC_TEST_S3_ENDPOINT=$TDSYNC_TEST_S3_ENDPOINT from the environment"
         return 0
     fi
-    local bin
-    bin=$(ensure_s3s_fs) || return 1
+    local bin=$TDSYNC_S3_SERVER
     S3_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdsync-s3.XXXXXX")
     services_on_exit stop_s3
     local bucket=tdsync-test access_key=tdsync-test secret_key

@@ -658,3 +658,217 @@ fn a_damaged_log_without_a_backup_keeps_the_project_out_of_service_and_says_what
     let sync = team.bob.run(&["sync"]);
     assert!(!sync.ok, "{}", sync.text());
 }
+
+/// An s3s-fs of the test's own (`TDSYNC_S3_SERVER`, which `infra/services.sh` exports), to take
+/// down and bring back on the same port and data.
+struct OwnS3 {
+    bin: PathBuf,
+    root: tempfile::TempDir,
+    port: u16,
+    secret: String,
+    child: Option<std::process::Child>,
+}
+
+impl OwnS3 {
+    fn start() -> Option<OwnS3> {
+        let bin = match std::env::var("TDSYNC_S3_SERVER") {
+            Ok(b) if !b.is_empty() => PathBuf::from(b),
+            _ => {
+                s3()?;
+                panic!("TDSYNC_S3_SERVER is not set: run the tests with ./infra/test.sh");
+            }
+        };
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("bucket")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s3 = OwnS3 {
+            bin,
+            root,
+            port,
+            secret: format!("secret-{}", std::process::id()),
+            child: None,
+        };
+        s3.up();
+        Some(s3)
+    }
+
+    fn up(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", "own", "--secret-key", &self.secret])
+            .arg(self.root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let port = self.port;
+        eventually(Duration::from_secs(10), "s3s-fs answers", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
+            ("AWS_ACCESS_KEY_ID", "own".into()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for OwnS3 {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// The target goes down under a running server: pushes go on as before, `/healthz` and
+/// `/metrics` say the backup is behind, and when the target comes back the backlog ships by
+/// itself — a restore then holds every event.
+#[test]
+fn an_unreachable_target_blocks_nothing_and_the_backlog_ships_when_it_returns() {
+    let Some(mut s3) = OwnS3::start() else { return };
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with_env(
+        &[
+            "--backup-to",
+            "s3://bucket/outage",
+            "--backup-interval",
+            "1",
+            "--backup-max-lag",
+            "1",
+        ],
+        &env,
+    );
+    let tenant = server.tenant("acme");
+    let project = server.admin(&["project", "create", "--tenant", &tenant, "outage"]);
+    let token = server.mint(&tenant, "write", None, "devices").token;
+    let push = |device: &str, from: usize| {
+        let events: Vec<Value> = (from..from + 10).map(|i| event(device, i)).collect();
+        let (status, _, body) = server.post(
+            &format!("/v1/projects/{project}/sync/push"),
+            &token,
+            &json!({"device_id": device, "session_id": "s", "events": events}),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    push("before", 0);
+    eventually(Duration::from_secs(30), "the first events shipped", || {
+        (server.metric("tdsync_backup_shipped_events_total") >= 10).then_some(())
+    });
+
+    s3.down();
+    for round in 0..5 {
+        push("during", round * 10);
+    }
+    eventually(Duration::from_secs(30), "shipping reported behind", || {
+        let (_, health) = server.get("/healthz", &token);
+        let failing = server.metric("tdsync_backup_failures_total") >= 1;
+        (failing && health["backup"].as_str().unwrap_or("").contains("behind")).then_some(health)
+    });
+    assert_eq!(server.metric("tdsync_backup_backlog_events"), 50);
+
+    s3.up();
+    eventually(Duration::from_secs(60), "the backlog shipped", || {
+        (server.metric("tdsync_backup_shipped_events_total") >= 60
+            && server.metric("tdsync_backup_backlog_events") == 0)
+            .then_some(())
+    });
+    let fresh = tempfile::tempdir().unwrap();
+    let report = ok_json(&tdsync(
+        fresh.path(),
+        &["restore", "--from", "s3://bucket/outage", "--json"],
+        &env,
+    ));
+    assert_eq!(report["projects"][0]["seq"], 60, "{report}");
+    assert_eq!(
+        seqs(
+            &fresh
+                .path()
+                .join("tenants")
+                .join(&tenant)
+                .join(format!("{project}.db"))
+        )
+        .len(),
+        60
+    );
+}
+
+/// `--durability replicated` with its target down: a push is logged but answered 503 with
+/// `Retry-After` (it is not in the backup yet); once the target is back, the same push retried
+/// is answered with its events as duplicates of the logged ones — and they are in the backup.
+#[test]
+fn replicated_with_the_target_down_refuses_to_acknowledge_and_the_retry_succeeds() {
+    let Some(mut s3) = OwnS3::start() else { return };
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with_env(
+        &[
+            "--backup-to",
+            "s3://bucket/replicated",
+            "--durability",
+            "replicated",
+            "--backup-interval",
+            "1",
+        ],
+        &env,
+    );
+    let tenant = server.tenant("acme");
+    let project = server.admin(&["project", "create", "--tenant", &tenant, "outage"]);
+    let token = server.mint(&tenant, "write", None, "devices").token;
+    let body = json!({"device_id": "d", "session_id": "s",
+                      "events": (0..5).map(|i| event("d", i)).collect::<Vec<_>>()});
+    let path = format!("/v1/projects/{project}/sync/push");
+    let (status, _, answer) = server.post(&path, &token, &body);
+    assert_eq!(status, 200, "{answer}");
+
+    s3.down();
+    let more = json!({"device_id": "d", "session_id": "s",
+                      "events": (5..10).map(|i| event("d", i)).collect::<Vec<_>>()});
+    let (status, retry_after, answer) = server.post(&path, &token, &more);
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(retry_after.as_deref(), Some("5"));
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("not yet in the backup"),
+        "{answer}"
+    );
+
+    s3.up();
+    let retried = eventually(Duration::from_secs(30), "the retry acknowledged", || {
+        let (status, _, answer) = server.post(&path, &token, &more);
+        (status == 200).then_some(answer)
+    });
+    let duplicates = retried["rejected"].as_array().unwrap();
+    assert_eq!(duplicates.len(), 5, "{retried}");
+    assert!(
+        duplicates.iter().all(|r| r["reason"] == "duplicate"),
+        "{retried}"
+    );
+    let fresh = tempfile::tempdir().unwrap();
+    let report = ok_json(&tdsync(
+        fresh.path(),
+        &["restore", "--from", "s3://bucket/replicated", "--json"],
+        &env,
+    ));
+    assert_eq!(report["projects"][0]["seq"], 10, "{report}");
+}

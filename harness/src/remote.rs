@@ -88,6 +88,8 @@ pub struct ServeProcess {
     child: Option<Child>,
     /// More `tdsync serve` options (`--rate-limit-push 20`, …).
     serve_args: Vec<String>,
+    /// Environment variables set for every start (`AWS_ACCESS_KEY_ID`, …).
+    env: Vec<(String, String)>,
 }
 
 impl ServeProcess {
@@ -99,12 +101,22 @@ impl ServeProcess {
             addr: None,
             child: None,
             serve_args: Vec::new(),
+            env: Vec::new(),
         }
     }
 
     /// Starts `tdsync serve` with `args` too, on every start.
     pub fn with_serve_args(mut self, args: &[&str]) -> ServeProcess {
         self.serve_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// Starts `tdsync serve` with these environment variables set too, on every start.
+    pub fn with_env(mut self, vars: &[(&str, &str)]) -> ServeProcess {
+        self.env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self
     }
 
@@ -117,6 +129,7 @@ impl ServeProcess {
             }
         }
         cmd.arg("--data-dir").arg(&self.data_dir);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

@@ -52,13 +52,19 @@ pub struct Server {
 impl Server {
     /// A server started with `serve_args`, more `tdsync serve` options.
     pub fn start_with(serve_args: &[&str]) -> Server {
+        Server::start_with_env(serve_args, &[])
+    }
+
+    /// A server started with `serve_args` and these environment variables.
+    pub fn start_with_env(serve_args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut process = ServeProcess::new(
             Path::new(env!("CARGO_BIN_EXE_tdsync")),
             &dir.path().join("data"),
             &dir.path().join("server.log"),
         )
-        .with_serve_args(serve_args);
+        .with_serve_args(serve_args)
+        .with_env(env);
         process.start().expect("tdsync serve starts");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
