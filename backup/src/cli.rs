@@ -107,11 +107,14 @@ async fn backup(
     data_dir: &Path,
     control_plane: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    if !data_dir.join("tenants").is_dir() {
+        anyhow::bail!(
+            "{} is not a tdsync data directory (it has no tenants/): give --data-dir",
+            data_dir.display()
+        );
+    }
     let target = Target::parse(&args.to)?;
     let files = tdsync_tenants::shard_files(data_dir)?;
-    if files.is_empty() && !data_dir.is_dir() {
-        anyhow::bail!("{} is not a tdsync data directory", data_dir.display());
-    }
     let mut policy = Policy::default();
     if args.snapshot {
         policy.snapshot_every_segments = 0;
@@ -175,7 +178,6 @@ async fn backup(
 }
 
 async fn restore_cmd(args: RestoreArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
-    let target = Target::parse(&args.from)?;
     let until = match (&args.at, &args.seq_per_project) {
         (Some(at), _) => Until::At(
             chrono::DateTime::parse_from_rfc3339(at)
@@ -194,6 +196,7 @@ async fn restore_cmd(args: RestoreArgs, data_dir: &Path) -> anyhow::Result<ExitC
         }
         (None, None) => Until::Latest,
     };
+    let target = Target::parse_existing(&args.from)?;
     let progress = Progress::for_terminal(args.json);
     let report = restore(&target, data_dir, &until, args.force, &progress).await?;
     print_restore(&report, args.json)?;
@@ -248,7 +251,7 @@ async fn verify(args: VerifyArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     match &args.backup {
         Some(url) => {
-            let target = Target::parse(url)?;
+            let target = Target::parse_existing(url)?;
             reports.push(verify_backup(&target, &progress).await?);
             if args.compare {
                 reports.push(compare(&target, data_dir).await?);

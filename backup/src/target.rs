@@ -37,8 +37,19 @@ impl fmt::Debug for Target {
 }
 
 impl Target {
-    /// Parses `file:///abs/path` or `s3://bucket[/prefix][?endpoint=URL&region=R]`.
+    /// Parses `file:///abs/path` or `s3://bucket[/prefix][?endpoint=URL&region=R]`, for
+    /// writing: a `file://` directory is created if missing.
     pub fn parse(url: &str) -> Result<Target, BackupError> {
+        Target::open(url, true)
+    }
+
+    /// Like [`Target::parse`], for reading a backup that exists: a missing `file://` directory
+    /// is an error (and is not created).
+    pub fn parse_existing(url: &str) -> Result<Target, BackupError> {
+        Target::open(url, false)
+    }
+
+    fn open(url: &str, create: bool) -> Result<Target, BackupError> {
         let bad = |reason: &str| BackupError::BadTarget {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -53,8 +64,12 @@ impl Target {
                     "a file:// target needs an absolute path: file:///srv/backups",
                 ));
             }
-            std::fs::create_dir_all(path)
-                .map_err(|e| bad(&format!("cannot create the directory: {e}")))?;
+            if create {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| bad(&format!("cannot create the directory: {e}")))?;
+            } else if !std::path::Path::new(path).is_dir() {
+                return Err(bad("there is no backup here: the directory does not exist"));
+            }
             let fs = LocalFileSystem::new_with_prefix(path)
                 .map_err(|e| bad(&format!("cannot use the directory: {e}")))?;
             return Ok(Target {

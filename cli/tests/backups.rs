@@ -872,3 +872,45 @@ fn replicated_with_the_target_down_refuses_to_acknowledge_and_the_retry_succeeds
     ));
     assert_eq!(report["projects"][0]["seq"], 10, "{report}");
 }
+
+/// Bad input names what is wrong, exits 2 and changes nothing.
+#[test]
+fn bad_backup_and_restore_input_is_refused_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backup = format!("file://{}", dir.path().join("backup").display());
+    let refused = |args: &[&str], says: &str| {
+        let out = tdsync(&data, args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    };
+    refused(
+        &["backup", "--to", &backup],
+        "is not a tdsync data directory",
+    );
+    std::fs::create_dir_all(data.join("tenants")).unwrap();
+    refused(
+        &["backup", "--to", "ftp://host/x"],
+        "use file:///PATH or s3://BUCKET/PREFIX",
+    );
+    refused(
+        &["backup", "--to", "file://relative"],
+        "needs an absolute path",
+    );
+    refused(
+        &["backup", "--to", "s3:///prefix"],
+        "the bucket name is missing",
+    );
+    refused(
+        &["restore", "--from", &backup, "--at", "yesterday"],
+        "--at \"yesterday\" is not an RFC 3339 time",
+    );
+    refused(&["restore", "--from", &backup], "there is no backup here");
+    refused(&["verify", "--backup", &backup], "there is no backup here");
+    assert!(!dir.path().join("backup").exists(), "nothing was created");
+    std::fs::write(data.join("control-plane.db"), b"").unwrap();
+    std::fs::create_dir_all(dir.path().join("backup")).unwrap();
+    refused(&["restore", "--from", &backup], "pass --force");
+    assert!(data.join("control-plane.db").exists());
+}
