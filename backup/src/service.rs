@@ -15,7 +15,7 @@ use futures_util::{StreamExt, stream};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tdsync_tenants::{ProjectId, TenantId, Tenants};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::{
     layout::ProjectKey,
@@ -78,6 +78,8 @@ pub struct BackupService {
     tracking: Mutex<Tracking>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Projects whose log was just shipped, for the snapshot task to look at.
+    snapshots: mpsc::UnboundedSender<(ProjectKey, PathBuf)>,
 }
 
 /// Projects shipped at once in a round.
@@ -89,7 +91,9 @@ impl BackupService {
     /// server serves meanwhile — with `replicated`, pushes are refused until it answers.
     pub fn start(tenants: Tenants, config: BackupConfig) -> Arc<BackupService> {
         let (stop, stopped) = watch::channel(false);
+        let (snapshots, snapshot_queue) = mpsc::unbounded_channel();
         let service = Arc::new(BackupService {
+            snapshots,
             tracking: Mutex::new(Tracking {
                 stats: BackupStats {
                     target: config.target.to_string(),
@@ -107,7 +111,45 @@ impl BackupService {
         });
         let task = tokio::spawn(service.clone().run(stopped));
         *service.task.lock() = Some(task);
+        let stopped = service.stop.subscribe();
+        tokio::spawn(service.clone().take_snapshots(snapshot_queue, stopped));
         service
+    }
+
+    /// Takes the snapshots that are due, apart from the shipping rounds: a snapshot copies a
+    /// whole shard, and no push (replicated) or shipment waits for it.
+    async fn take_snapshots(
+        self: Arc<Self>,
+        mut queue: mpsc::UnboundedReceiver<(ProjectKey, PathBuf)>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        loop {
+            let (key, path) = tokio::select! {
+                next = queue.recv() => match next {
+                    Some(next) => next,
+                    None => return,
+                },
+                // Ends with the server (the task holds the service, and with it the store).
+                _ = stopped.changed() => return,
+            };
+            let Some(shipper) = self.shipper.get() else {
+                continue;
+            };
+            match shipper.snapshot_if_due(&key, &path).await {
+                Ok(Some((_, size))) => {
+                    let stats = &mut self.tracking.lock().stats;
+                    stats.snapshots += 1;
+                    stats.shipped_bytes += size;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let mut tracking = self.tracking.lock();
+                    tracking.stats.failures += 1;
+                    tracking.stats.last_error = Some(e.to_string());
+                    tracing::warn!(project = %key, error = %e, "snapshot failed; will retry");
+                }
+            }
+        }
     }
 
     /// The shipper, listing the target first if that has not succeeded yet.
@@ -243,14 +285,14 @@ impl BackupService {
                 }
             }
         }
-        let results: BTreeMap<ProjectKey, Result<(), String>> = stream::iter(due)
+        let results: BTreeMap<ProjectKey, Result<PathBuf, String>> = stream::iter(due)
             .map(|key| async move {
                 let path = self.tenants.project(&key.tenant, &key.project).path().to_path_buf();
-                let result = shipper.ship(&key, &path).await;
-                (key, result)
+                let result = shipper.ship_log(&key, &path).await;
+                (key, path, result)
             })
             .buffer_unordered(PARALLEL)
-            .map(|(key, result)| {
+            .map(|(key, path, result)| {
                 let mut tracking = self.tracking.lock();
                 let outcome = match result {
                     Ok(shipped) => {
@@ -258,9 +300,8 @@ impl BackupService {
                         stats.shipped_bytes += shipped.bytes;
                         stats.shipped_events += shipped.events as u64;
                         stats.segments += shipped.segments as u64;
-                        stats.snapshots += u64::from(shipped.snapshot_seq.is_some());
                         tracking.caught_up.insert(key.clone(), Instant::now());
-                        Ok(())
+                        Ok(path)
                     }
                     Err(e) => {
                         tracking.stats.failures += 1;
@@ -280,6 +321,11 @@ impl BackupService {
                 _ => Err(format!("seq {} of {} was not shipped", w.seq, w.key)),
             };
             let _ = w.done.send(outcome);
+        }
+        for (key, result) in &results {
+            if let Ok(path) = result {
+                let _ = self.snapshots.send((key.clone(), path.clone()));
+            }
         }
         let shipped_any = !results.is_empty();
         if let Some(db) = &self.config.control_plane {

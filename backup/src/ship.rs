@@ -38,7 +38,9 @@ impl Default for Policy {
     fn default() -> Policy {
         Policy {
             segment_events: 5_000,
-            snapshot_every_segments: 64,
+            // Replicated pushes cut a segment per shipment: many small ones. A restore fetches
+            // each, so their number is bounded too, but mostly the bytes replayed are.
+            snapshot_every_segments: 1_000,
             snapshot_every_bytes: 32 << 20,
         }
     }
@@ -127,6 +129,16 @@ impl Shipper {
     /// snapshot if one is due. A failure leaves what was already sent counted: the next call
     /// goes on from there.
     pub async fn ship(&self, key: &ProjectKey, shard: &Path) -> Result<Shipped, BackupError> {
+        let mut out = self.ship_log(key, shard).await?;
+        if let Some((seq, size)) = self.snapshot_if_due(key, shard).await? {
+            out.snapshot_seq = Some(seq);
+            out.bytes += size;
+        }
+        Ok(out)
+    }
+
+    /// Ships the events `shard` logged after what the target holds, as segments.
+    pub async fn ship_log(&self, key: &ProjectKey, shard: &Path) -> Result<Shipped, BackupError> {
         let state = self.state(key);
         let mut state = state.lock().await;
         let mut out = Shipped {
@@ -177,17 +189,33 @@ impl Shipper {
                 break;
             }
         }
-        if state.segments_since_snapshot >= self.policy.snapshot_every_segments
-            || state.bytes_since_snapshot >= self.policy.snapshot_every_bytes
-        {
-            let (seq, size) = self.snapshot(key, shard).await?;
-            state.snapshot_seq = Some(seq);
-            state.segments_since_snapshot = 0;
-            state.bytes_since_snapshot = 0;
-            out.snapshot_seq = Some(seq);
-            out.bytes += size;
-        }
         Ok(out)
+    }
+
+    /// Uploads a snapshot of the shard when the policy says one is due; its seq and compressed
+    /// size.
+    pub async fn snapshot_if_due(
+        &self,
+        key: &ProjectKey,
+        shard: &Path,
+    ) -> Result<Option<(i64, u64)>, BackupError> {
+        let state = self.state(key);
+        let (segments, bytes) = {
+            let state = state.lock().await;
+            let due = state.segments_since_snapshot >= self.policy.snapshot_every_segments
+                || state.bytes_since_snapshot >= self.policy.snapshot_every_bytes;
+            if !due || !shard.exists() || state.shipped_seq == 0 {
+                return Ok(None);
+            }
+            (state.segments_since_snapshot, state.bytes_since_snapshot)
+        };
+        // Not under the project's lock: its log keeps shipping while the copy is made.
+        let (seq, size) = self.snapshot(key, shard).await?;
+        let mut state = state.lock().await;
+        state.snapshot_seq = state.snapshot_seq.max(Some(seq));
+        state.segments_since_snapshot -= segments;
+        state.bytes_since_snapshot -= bytes;
+        Ok(Some((seq, size)))
     }
 
     /// Uploads a consistent copy of the shard; returns its seq and compressed size.
