@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 
 use crate::{
     progress::Progress,
-    restore::{RestoreReport, Until, restore},
+    restore::{RestoreInto, RestoreReport, Until, restore},
     ship::{Policy, Shipper},
     target::Target,
     verify::{VerifyReport, compare, verify_backup, verify_data_dir},
@@ -96,7 +96,7 @@ pub fn run(
     runtime.block_on(async move {
         match command {
             BackupCommand::Backup(args) => backup(args, data_dir, control_plane).await,
-            BackupCommand::Restore(args) => restore_cmd(args, data_dir).await,
+            BackupCommand::Restore(args) => restore_cmd(args, data_dir, control_plane).await,
             BackupCommand::Verify(args) => verify(args, data_dir).await,
         }
     })
@@ -177,7 +177,11 @@ async fn backup(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn restore_cmd(args: RestoreArgs, data_dir: &Path) -> anyhow::Result<ExitCode> {
+async fn restore_cmd(
+    args: RestoreArgs,
+    data_dir: &Path,
+    control_plane: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let until = match (&args.at, &args.seq_per_project) {
         (Some(at), _) => Until::At(
             chrono::DateTime::parse_from_rfc3339(at)
@@ -198,7 +202,11 @@ async fn restore_cmd(args: RestoreArgs, data_dir: &Path) -> anyhow::Result<ExitC
     };
     let target = Target::parse_existing(&args.from)?;
     let progress = Progress::for_terminal(args.json);
-    let report = restore(&target, data_dir, &until, args.force, &progress).await?;
+    let into = RestoreInto {
+        data_dir,
+        control_plane,
+    };
+    let report = restore(&target, &into, &until, args.force, &progress).await?;
     print_restore(&report, args.json)?;
     Ok(if report.ok() {
         ExitCode::SUCCESS
@@ -235,7 +243,10 @@ fn print_restore(report: &RestoreReport, json: bool) -> anyhow::Result<()> {
     }
     match report.control_plane {
         Some(ms) => println!("control plane: snapshot {ms}"),
-        None => println!("control plane: none in the backup (restore it separately)"),
+        None => println!(
+            "control plane: not restored (none in the backup, or it is Postgres: restore that \
+             with pg_restore)"
+        ),
     }
     println!(
         "restored {} projects into {} in {} ms",

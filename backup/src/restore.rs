@@ -70,15 +70,25 @@ impl RestoreReport {
 /// Events appended per transaction.
 const CHUNK: usize = 2_000;
 
-/// Restores `target` into `data_dir`. A data dir holding anything is refused unless `force`,
+/// Where a restore writes.
+#[derive(Debug, Clone)]
+pub struct RestoreInto<'a> {
+    pub data_dir: &'a Path,
+    /// The SQLite control plane's file; None: the control plane is not restored (Postgres:
+    /// restore it with its own tools).
+    pub control_plane: Option<&'a Path>,
+}
+
+/// Restores `target` into `into`. A data dir holding anything is refused unless `force`,
 /// which removes its shards, snapshots cache and SQLite control plane first.
 pub async fn restore(
     target: &Target,
-    data_dir: &Path,
+    into: &RestoreInto<'_>,
     until: &Until,
     force: bool,
     progress: &Progress,
 ) -> Result<RestoreReport, BackupError> {
+    let data_dir = into.data_dir;
     let started = Instant::now();
     prepare_dir(data_dir, force)?;
     let catalog = Catalog::read(target).await?;
@@ -94,7 +104,10 @@ pub async fn restore(
     bar.finish_and_clear();
     tenants.close_all();
     drop(tenants);
-    let control_plane = restore_control_plane(target, &catalog, data_dir, until).await?;
+    let control_plane = match into.control_plane {
+        Some(dest) => restore_control_plane(target, &catalog, dest, until).await?,
+        None => None,
+    };
     Ok(RestoreReport {
         target: target.to_string(),
         data_dir: data_dir.to_path_buf(),
@@ -268,7 +281,7 @@ pub(crate) async fn restore_project(
 async fn restore_control_plane(
     target: &Target,
     catalog: &Catalog,
-    data_dir: &Path,
+    dest: &Path,
     until: &Until,
 ) -> Result<Option<i64>, BackupError> {
     let bound = match until {
@@ -280,7 +293,10 @@ async fn restore_control_plane(
     };
     let key = Object::ControlPlane { unix_ms }.key();
     let bytes = target.get(&key).await?;
-    let dest = data_dir.join("control-plane.db");
-    gunzip_to(&bytes, &dest, key.as_ref())?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(BackupError::io(format!("creating {}", dir.display())))?;
+    }
+    gunzip_to(&bytes, dest, key.as_ref())?;
     Ok(Some(unix_ms))
 }

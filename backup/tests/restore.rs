@@ -9,7 +9,7 @@ use tdsync_backup::{
     Policy, Shipper, Target,
     layout::ProjectKey,
     progress::Progress,
-    restore::{Until, restore},
+    restore::{RestoreInto, Until, restore},
     verify::{Level, verify_backup},
 };
 use tdsync_projection::Dump;
@@ -363,7 +363,7 @@ async fn verify_names_a_damaged_segment_and_a_missing_one() {
     let restored = tempdir();
     let err = restore(
         &target,
-        restored.path(),
+        &into_dir(restored.path()),
         &Until::Latest,
         false,
         &Progress::hidden(),
@@ -387,7 +387,7 @@ async fn a_data_dir_that_is_not_empty_is_refused_without_force() {
     let target = file_target(backup.path());
     let err = restore(
         &target,
-        data.path(),
+        &into_dir(data.path()),
         &Until::Latest,
         false,
         &Progress::hidden(),
@@ -399,7 +399,7 @@ async fn a_data_dir_that_is_not_empty_is_refused_without_force() {
     assert_eq!(log_of(&shard_path(data.path(), &a)).len(), 1);
     let report = restore(
         &target,
-        data.path(),
+        &into_dir(data.path()),
         &Until::Latest,
         true,
         &Progress::hidden(),
@@ -418,12 +418,20 @@ async fn restore_from(
 ) -> Result<tdsync_backup::restore::RestoreReport, tdsync_backup::BackupError> {
     restore(
         &file_target(backup),
-        into,
+        &into_dir(into),
         &until,
         false,
         &Progress::hidden(),
     )
     .await
+}
+
+/// `dir` as the data directory to restore into (no control plane in these backups).
+fn into_dir(dir: &Path) -> RestoreInto<'_> {
+    RestoreInto {
+        data_dir: dir,
+        control_plane: None,
+    }
 }
 
 fn tempdir() -> tempfile::TempDir {

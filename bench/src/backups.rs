@@ -16,7 +16,7 @@ use tdsync_backup::{
     Policy, Shipper, Target,
     layout::ProjectKey,
     progress::Progress,
-    restore::{Until, restore},
+    restore::{RestoreInto, Until, restore},
 };
 use tdsync_gateway::configuration::{BackupSettings, Durability};
 use tdsync_tenants::{ProjectId, ShardFile};
@@ -225,12 +225,16 @@ async fn shipment_lag(ctx: &Ctx, server: &Server) -> anyhow::Result<Figure> {
         .await?;
     let batches = Batches::new("bench-lag", &format!("l{}_", ctx.nonce), 5 * 500)?;
     let mut measured = Series::new(format!(
-        "from a 500-event push's answer until its last event is in a segment in the target \
-         (interval {} s, {} server)",
+        "from a 500-event push's answer (at a random point of the cycle) until its last event \
+         is in a segment in the target (interval {} s, {} server)",
         INTERVAL.as_secs(),
         server.name
     ));
     for round in 0..ctx.rounds {
+        // At a random point of the shipping cycle: right after a shipment is seen, the next
+        // push would always wait a whole interval.
+        let phase = rand::random_range(0.0..1.0) * INTERVAL.as_secs_f64();
+        tokio::time::sleep(Duration::from_secs_f64(phase)).await;
         let body = batches.body(round % 5, &format!("ses_lag_{}_{round}", ctx.nonce));
         Api(&mut conn).push(&project, body).await?;
         let answered = Instant::now();
@@ -330,7 +334,10 @@ async fn restore_time(ctx: &Ctx, server: &Server, events: usize) -> anyhow::Resu
             let started = Instant::now();
             let report = restore(
                 &target(source)?,
-                into.path(),
+                &RestoreInto {
+                    data_dir: into.path(),
+                    control_plane: None,
+                },
                 &Until::Latest,
                 false,
                 &Progress::hidden(),
