@@ -12,9 +12,11 @@
 //! to the live, not draining node holding the fewest leases.
 
 mod error;
+mod holder;
 mod model;
 mod store;
 
 pub use error::PlacementError;
+pub use holder::{Acquired, Holder, OnLost};
 pub use model::{Claim, Lease, NodeId, NodeInfo, Owner};
 pub use store::Placement;
