@@ -2,13 +2,17 @@
 //! read by listing it, without trusting any index:
 //!
 //! ```text
-//! projects/<tenant>/<project>/segments/<first>-<last>.jsonl.gz   the log, seqs first..=last
-//! projects/<tenant>/<project>/snapshots/<seq>-<unix-ms>.db.gz    the shard as of seq, logged at
+//! projects/<tenant>/<project>/segments/<first>-<last>-e<epoch>.jsonl.gz   the log, seqs first..=last
+//! projects/<tenant>/<project>/snapshots/<seq>-<unix-ms>-e<epoch>.db.gz    the shard as of seq, logged at
+//! projects/<tenant>/<project>/epochs/<epoch>.json                         where an owner's epoch began
 //! control-plane/<unix-ms>.db.gz                                  the SQLite control plane
 //! manifest.json                                                  a summary, rewritten per round
 //! ```
 //!
-//! Numbers are zero-padded to 20 digits so names sort in seq (or time) order.
+//! Numbers are zero-padded to 20 digits so names sort in seq (or time) order. The epoch is the
+//! writer's lease epoch (0 on a single node): an owner that took a project over writes its
+//! epoch's marker before anything else, and what an older epoch wrote at or after that
+//! marker's first seq is a fenced owner's and is never restored (`catalog`).
 
 use object_store::path::Path as Key;
 use tdsync_tenants::{ProjectId, TenantId};
@@ -37,6 +41,7 @@ pub enum Object {
         project: ProjectKey,
         first: i64,
         last: i64,
+        epoch: i64,
     },
     /// `unix_ms`: the server time of the event at `seq` (0 for an empty log), so a
     /// point-in-time restore picks its snapshot by name.
@@ -44,6 +49,13 @@ pub enum Object {
         project: ProjectKey,
         seq: i64,
         unix_ms: i64,
+        epoch: i64,
+    },
+    /// Written once, create-only, by the owner that begins `epoch`; its body says the first seq
+    /// that epoch writes.
+    Epoch {
+        project: ProjectKey,
+        epoch: i64,
     },
     ControlPlane {
         unix_ms: i64,
@@ -57,16 +69,22 @@ impl Object {
                 project,
                 first,
                 last,
+                epoch,
             } => Key::from(format!(
-                "{PROJECTS}/{}/{}/segments/{first:020}-{last:020}.jsonl.gz",
+                "{PROJECTS}/{}/{}/segments/{first:020}-{last:020}-e{epoch:020}.jsonl.gz",
                 project.tenant, project.project
             )),
             Object::Snapshot {
                 project,
                 seq,
                 unix_ms,
+                epoch,
             } => Key::from(format!(
-                "{PROJECTS}/{}/{}/snapshots/{seq:020}-{unix_ms:020}.db.gz",
+                "{PROJECTS}/{}/{}/snapshots/{seq:020}-{unix_ms:020}-e{epoch:020}.db.gz",
+                project.tenant, project.project
+            )),
+            Object::Epoch { project, epoch } => Key::from(format!(
+                "{PROJECTS}/{}/{}/epochs/{epoch:020}.json",
                 project.tenant, project.project
             )),
             Object::ControlPlane { unix_ms } => {
@@ -86,21 +104,27 @@ impl Object {
                 };
                 match *kind {
                     "segments" => {
-                        let (first, last) = name.strip_suffix(".jsonl.gz")?.split_once('-')?;
+                        let [first, last, epoch] = numbers(name.strip_suffix(".jsonl.gz")?)?;
                         Some(Object::Segment {
                             project,
-                            first: first.parse().ok()?,
-                            last: last.parse().ok()?,
+                            first,
+                            last,
+                            epoch,
                         })
                     }
                     "snapshots" => {
-                        let (seq, unix_ms) = name.strip_suffix(".db.gz")?.split_once('-')?;
+                        let [seq, unix_ms, epoch] = numbers(name.strip_suffix(".db.gz")?)?;
                         Some(Object::Snapshot {
                             project,
-                            seq: seq.parse().ok()?,
-                            unix_ms: unix_ms.parse().ok()?,
+                            seq,
+                            unix_ms,
+                            epoch,
                         })
                     }
+                    "epochs" => Some(Object::Epoch {
+                        project,
+                        epoch: name.strip_suffix(".json")?.parse().ok()?,
+                    }),
                     _ => None,
                 }
             }
@@ -110,6 +134,15 @@ impl Object {
             _ => None,
         }
     }
+}
+
+/// `A-B-eC` as three numbers.
+fn numbers(stem: &str) -> Option<[i64; 3]> {
+    let mut parts = stem.split('-');
+    let a = parts.next()?.parse().ok()?;
+    let b = parts.next()?.parse().ok()?;
+    let c = parts.next()?.strip_prefix('e')?.parse().ok()?;
+    parts.next().is_none().then_some([a, b, c])
 }
 
 pub fn projects_prefix() -> Key {
@@ -135,11 +168,17 @@ mod tests {
                 project: project.clone(),
                 first: 1,
                 last: 1200,
+                epoch: 3,
             },
             Object::Snapshot {
                 project: project.clone(),
                 seq: 77,
                 unix_ms: 1_764_900_000_123,
+                epoch: 0,
+            },
+            Object::Epoch {
+                project: project.clone(),
+                epoch: 4,
             },
             Object::ControlPlane {
                 unix_ms: 1_764_900_000_000,
@@ -151,11 +190,13 @@ mod tests {
             Object::Segment {
                 project,
                 first: 1,
-                last: 12
+                last: 12,
+                epoch: 2
             }
             .key()
             .as_ref(),
-            "projects/acme/web-app/segments/00000000000000000001-00000000000000000012.jsonl.gz"
+            "projects/acme/web-app/segments/\
+             00000000000000000001-00000000000000000012-e00000000000000000002.jsonl.gz"
         );
         assert_eq!(
             Object::parse(&Key::from("projects/acme/x/other/1.txt")),

@@ -19,7 +19,7 @@ pub mod ship;
 pub mod target;
 pub mod verify;
 
-pub use catalog::{Catalog, ProjectCatalog, SegmentRef, SnapshotRef};
+pub use catalog::{Catalog, EpochStart, Link, ProjectCatalog, SegmentRef, SnapshotRef};
 pub use error::BackupError;
 pub use service::{BackupConfig, BackupService, BackupStats};
 pub use ship::{Policy, Shipped, Shipper};

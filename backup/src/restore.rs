@@ -172,18 +172,19 @@ pub(crate) async fn restore_project(
         Until::At(at) => Some(at.timestamp_millis()),
         _ => None,
     };
+    // A fenced owner's objects are never read (`ProjectCatalog::chain`).
     let snapshot = cat
-        .snapshots
-        .iter()
+        .trusted_snapshots()
+        .into_iter()
         .rev()
-        .find(|s| s.seq <= seq_bound && time_bound.is_none_or(|t| s.unix_ms <= t))
-        .copied();
+        .find(|s| s.seq <= seq_bound && time_bound.is_none_or(|t| s.unix_ms <= t));
     let mut reached = 0;
     if let Some(snap) = snapshot {
         let object = Object::Snapshot {
             project: key.clone(),
             seq: snap.seq,
             unix_ms: snap.unix_ms,
+            epoch: snap.epoch,
         };
         let name = object.key();
         let bytes = target.get(&name).await?;
@@ -198,9 +199,10 @@ pub(crate) async fn restore_project(
         .expect("installing a snapshot does not panic")?;
     }
     let (mut replayed, mut segments, mut missing) = (0, 0, None);
-    'segments: for seg in &cat.segments {
+    'segments: for link in cat.chain() {
+        let seg = link.segment;
         bar.inc(1);
-        if seg.last <= reached {
+        if link.up_to <= reached {
             continue;
         }
         if seg.first > reached + 1 {
@@ -218,6 +220,7 @@ pub(crate) async fn restore_project(
             project: key.clone(),
             first: seg.first,
             last: seg.last,
+            epoch: seg.epoch,
         };
         let bytes = target.get(&object.key()).await?;
         let events = segment::decode(&bytes, key, seg.first, seg.last)
@@ -228,6 +231,9 @@ pub(crate) async fn restore_project(
         for ev in events {
             if ev.server_seq <= reached {
                 continue;
+            }
+            if ev.server_seq > link.up_to {
+                break;
             }
             let late = time_bound.is_some_and(|t| unix_ms(&ev.server_timestamp) > t);
             if ev.server_seq > seq_bound || late {
@@ -247,7 +253,7 @@ pub(crate) async fn restore_project(
         }
         // The segment's range is covered even where its last seqs were never logged.
         if !past_bound {
-            reached = reached.max(seg.last.min(seq_bound));
+            reached = reached.max(link.up_to.min(seq_bound));
         }
         if past_bound {
             break 'segments;

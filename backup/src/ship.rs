@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tdsync_tenants::ShardFile;
 
 use crate::{
-    catalog::Catalog,
+    catalog::{Catalog, EpochStart},
     compress::gzip_file,
     error::BackupError,
     layout::{MANIFEST, Object, ProjectKey},
@@ -49,6 +49,8 @@ impl Default for Policy {
 /// What the target holds of one project, as this shipper knows it.
 #[derive(Debug, Clone, Default)]
 struct ProjectState {
+    /// The epoch this shipper writes under (the newest that began; 0 on a single node).
+    epoch: i64,
     shipped_seq: i64,
     snapshot_seq: Option<i64>,
     segments_since_snapshot: u32,
@@ -88,13 +90,15 @@ impl Shipper {
             .projects
             .iter()
             .map(|(key, p)| {
-                let snapshot_seq = p.snapshots.last().map(|s| s.seq);
+                let snapshot_seq = p.trusted_snapshots().last().map(|s| s.seq);
                 let since: Vec<_> = p
-                    .segments
-                    .iter()
+                    .chain()
+                    .into_iter()
+                    .map(|l| l.segment)
                     .filter(|s| s.first > snapshot_seq.unwrap_or(0))
                     .collect();
                 let state = ProjectState {
+                    epoch: p.epoch(),
                     shipped_seq: p.shipped_seq(),
                     snapshot_seq,
                     segments_since_snapshot: since.len() as u32,
@@ -174,6 +178,7 @@ impl Shipper {
                 project: key.clone(),
                 first: state.shipped_seq + 1,
                 last,
+                epoch: state.epoch,
             };
             let size = bytes.len() as u64;
             self.target.put(&object.key(), bytes).await?;
@@ -200,17 +205,21 @@ impl Shipper {
         shard: &Path,
     ) -> Result<Option<(i64, u64)>, BackupError> {
         let state = self.state(key);
-        let (segments, bytes) = {
+        let (segments, bytes, epoch) = {
             let state = state.lock().await;
             let due = state.segments_since_snapshot >= self.policy.snapshot_every_segments
                 || state.bytes_since_snapshot >= self.policy.snapshot_every_bytes;
             if !due || !shard.exists() || state.shipped_seq == 0 {
                 return Ok(None);
             }
-            (state.segments_since_snapshot, state.bytes_since_snapshot)
+            (
+                state.segments_since_snapshot,
+                state.bytes_since_snapshot,
+                state.epoch,
+            )
         };
         // Not under the project's lock: its log keeps shipping while the copy is made.
-        let (seq, size) = self.snapshot(key, shard).await?;
+        let (seq, size) = self.snapshot(key, shard, epoch).await?;
         let mut state = state.lock().await;
         state.snapshot_seq = state.snapshot_seq.max(Some(seq));
         state.segments_since_snapshot -= segments;
@@ -219,7 +228,12 @@ impl Shipper {
     }
 
     /// Uploads a consistent copy of the shard; returns its seq and compressed size.
-    async fn snapshot(&self, key: &ProjectKey, shard: &Path) -> Result<(i64, u64), BackupError> {
+    async fn snapshot(
+        &self,
+        key: &ProjectKey,
+        shard: &Path,
+        epoch: i64,
+    ) -> Result<(i64, u64), BackupError> {
         let path = shard.to_path_buf();
         let ((seq, time), bytes) = tokio::task::spawn_blocking(move || {
             let dir = tempfile::tempdir().map_err(BackupError::io("making a scratch directory"))?;
@@ -234,10 +248,51 @@ impl Shipper {
             project: key.clone(),
             seq,
             unix_ms: time.as_deref().map_or(0, unix_ms),
+            epoch,
         };
         self.target.put(&object.key(), bytes).await?;
         tracing::info!(project = %key, seq, bytes = size, "shard snapshot shipped");
         Ok((seq, size))
+    }
+
+    /// Begins `epoch` for `key` (its owner took it over and restored it up to `first_seq - 1`):
+    /// writes the epoch's marker, create-only, before anything else of that epoch. From then
+    /// on nothing an older epoch writes at or after `first_seq` is restored. Refused for an
+    /// epoch that is not newer than the one this shipper knows, or a marker that says
+    /// otherwise.
+    pub async fn begin_epoch(
+        &self,
+        key: &ProjectKey,
+        epoch: i64,
+        first_seq: i64,
+    ) -> Result<(), BackupError> {
+        let state = self.state(key);
+        let mut state = state.lock().await;
+        if epoch <= state.epoch {
+            return Err(BackupError::Refused(format!(
+                "{key}: epoch {epoch} is not newer than epoch {}, which began already",
+                state.epoch
+            )));
+        }
+        let start = EpochStart { epoch, first_seq };
+        let body = serde_json::to_vec(&start).expect("a marker serializes");
+        let object = Object::Epoch {
+            project: key.clone(),
+            epoch,
+        };
+        if !self.target.put_new(&object.key(), body.into()).await? {
+            let held = self.target.get(&object.key()).await?;
+            let theirs: Option<EpochStart> = serde_json::from_slice(&held).ok();
+            if theirs != Some(start) {
+                return Err(BackupError::Refused(format!(
+                    "{key}: epoch {epoch} began already, at {theirs:?}: another owner holds it"
+                )));
+            }
+        }
+        state.epoch = epoch;
+        state.shipped_seq = first_seq - 1;
+        self.shipped.lock().insert(key.clone(), first_seq - 1);
+        Ok(())
     }
 
     /// Uploads a copy of the SQLite control plane at `db` if it changed since the last one this

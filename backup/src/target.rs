@@ -9,8 +9,9 @@ use std::{fmt, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::{
-    ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
-    aws::AmazonS3Builder, local::LocalFileSystem, path::Path as Key, prefix::PrefixStore,
+    ClientOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, aws::AmazonS3Builder, local::LocalFileSystem, path::Path as Key,
+    prefix::PrefixStore,
 };
 
 use crate::error::BackupError;
@@ -141,6 +142,27 @@ impl Target {
             .await
             .map(drop)
             .map_err(|e| self.err(e))
+    }
+
+    /// Writes `key` only if no object has that name (create-only: S3's `If-None-Match: *`);
+    /// false when one had.
+    pub async fn put_new(&self, key: &Key, bytes: Bytes) -> Result<bool, BackupError> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(key, PutPayload::from_bytes(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     pub async fn get(&self, key: &Key) -> Result<Bytes, BackupError> {

@@ -172,12 +172,14 @@ pub async fn verify_backup(
     for (key, cat) in &catalog.projects {
         let mut reached = 0;
         let mut events = 0;
-        for seg in &cat.segments {
+        for link in cat.chain() {
             bar.inc(1);
+            let seg = link.segment;
             let object = Object::Segment {
                 project: key.clone(),
                 first: seg.first,
                 last: seg.last,
+                epoch: seg.epoch,
             };
             let name = object.key();
             if seg.first > reached + 1 {
@@ -193,10 +195,34 @@ pub async fn verify_backup(
             }
             let bytes = target.get(&name).await?;
             match segment::decode(&bytes, key, seg.first, seg.last) {
-                Ok(evs) => events += evs.iter().filter(|e| e.server_seq > reached).count(),
+                Ok(evs) => {
+                    events += evs
+                        .iter()
+                        .filter(|e| e.server_seq > reached && e.server_seq <= link.up_to)
+                        .count()
+                }
                 Err(reason) => report.error(&name, reason),
             }
-            reached = reached.max(seg.last);
+            reached = reached.max(link.up_to);
+        }
+        for seg in cat.fenced() {
+            bar.inc(1);
+            let name = Object::Segment {
+                project: key.clone(),
+                first: seg.first,
+                last: seg.last,
+                epoch: seg.epoch,
+            }
+            .key();
+            report.warning(
+                &name,
+                format!(
+                    "written under epoch {} after a newer epoch began at seq {}: a fenced \
+                     owner's, never restored",
+                    seg.epoch,
+                    cat.trusted_up_to(seg.epoch) + 1
+                ),
+            );
         }
         for snap in &cat.snapshots {
             bar.inc(1);
@@ -204,7 +230,18 @@ pub async fn verify_backup(
                 project: key.clone(),
                 seq: snap.seq,
                 unix_ms: snap.unix_ms,
+                epoch: snap.epoch,
             };
+            if snap.seq > cat.trusted_up_to(snap.epoch) {
+                report.warning(
+                    object.key(),
+                    format!(
+                        "taken under epoch {} by a fenced owner: never restored",
+                        snap.epoch
+                    ),
+                );
+                continue;
+            }
             if let Err(reason) = check_snapshot(target, key, &object, snap.seq).await? {
                 report.error(object.key(), reason);
             }

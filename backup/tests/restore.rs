@@ -437,3 +437,86 @@ fn into_dir(dir: &Path) -> RestoreInto<'_> {
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// Two owners of one project in turn, as a cluster's failover makes them: the new owner begins
+/// its epoch (a marker, create-only) after restoring; the old one, fenced but unaware, keeps
+/// shipping what it accepted afterwards. A restore holds the new owner's log, never the stale
+/// one's, and verification names the fenced segment.
+#[tokio::test]
+async fn a_fenced_owners_segments_are_never_restored() {
+    let (node_a, node_b, backup) = (tempdir(), tempdir(), tempdir());
+    let key = key("acme", "web");
+    let a = Tenants::open(TenantsConfig::new(node_a.path())).unwrap();
+    let shipper_a = Shipper::open(file_target(backup.path()), Policy::default())
+        .await
+        .unwrap();
+    shipper_a.begin_epoch(&key, 1, 1).await.unwrap();
+    push(
+        &a,
+        &key,
+        "dev-a",
+        (0..10)
+            .map(|i| issue_event(i, &format!("td-{i}"), "from a", None))
+            .collect(),
+    );
+    ship_all(&shipper_a, node_a.path(), &[&key]).await;
+
+    // Node b takes over: it restores what the backup holds and begins epoch 2 after it.
+    let report = restore_from(backup.path(), node_b.path(), Until::Latest)
+        .await
+        .unwrap();
+    assert_eq!(report.projects[0].seq, 10);
+    let b = Tenants::open(TenantsConfig::new(node_b.path())).unwrap();
+    let shipper_b = Shipper::open(file_target(backup.path()), Policy::default())
+        .await
+        .unwrap();
+    shipper_b.begin_epoch(&key, 2, 11).await.unwrap();
+
+    // Node a, fenced but unaware, accepts and ships seqs 11..=15; node b logs its own 11..=20.
+    push(
+        &a,
+        &key,
+        "dev-a",
+        (10..15)
+            .map(|i| issue_event(i, &format!("stale-{i}"), "stale", None))
+            .collect(),
+    );
+    ship_all(&shipper_a, node_a.path(), &[&key]).await;
+    push(
+        &b,
+        &key,
+        "dev-b",
+        (0..10)
+            .map(|i| issue_event(i, &format!("td-b-{i}"), "from b", None))
+            .collect(),
+    );
+    ship_all(&shipper_b, node_b.path(), &[&key]).await;
+    // Node a cannot begin an epoch someone else began.
+    let err = shipper_a.begin_epoch(&key, 2, 16).await.unwrap_err();
+    assert!(err.to_string().contains("another owner holds it"), "{err}");
+
+    let fresh = tempdir();
+    let report = restore_from(backup.path(), fresh.path(), Until::Latest)
+        .await
+        .unwrap();
+    assert!(report.ok(), "{report:?}");
+    let restored = log_of(&shard_path(fresh.path(), &key));
+    assert_eq!(restored, log_of(&shard_path(node_b.path(), &key)));
+    assert!(restored.iter().all(|e| !e.entity_id.starts_with("stale")));
+
+    let verified = verify_backup(&file_target(backup.path()), &Progress::hidden())
+        .await
+        .unwrap();
+    assert!(verified.ok(), "{verified:?}");
+    let fenced: Vec<_> = verified
+        .findings
+        .iter()
+        .filter(|f| f.message.contains("a fenced owner's"))
+        .collect();
+    assert_eq!(fenced.len(), 1, "{:?}", verified.findings);
+    assert!(
+        fenced[0]
+            .subject
+            .contains("00000000000000000011-00000000000000000015-e")
+    );
+}
