@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::BackupError,
-    layout::{Object, ProjectKey, control_plane_prefix, projects_prefix},
+    layout::{Object, ProjectKey, control_plane_prefix, project_prefix, projects_prefix},
     target::Target,
 };
 
@@ -131,8 +131,31 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn read(target: &Target) -> Result<Catalog, BackupError> {
+        let mut catalog = Catalog::projects_under(target, &projects_prefix()).await?;
+        for meta in target.list(&control_plane_prefix()).await? {
+            if let Some(Object::ControlPlane { unix_ms }) = Object::parse(&meta.location) {
+                catalog.control_plane.push(unix_ms);
+            }
+        }
+        catalog.control_plane.sort_unstable();
+        Ok(catalog)
+    }
+
+    /// What the target holds of one project (one listing of its own prefix).
+    pub async fn read_project(
+        target: &Target,
+        project: &ProjectKey,
+    ) -> Result<ProjectCatalog, BackupError> {
+        let mut catalog = Catalog::projects_under(target, &project_prefix(project)).await?;
+        Ok(catalog.projects.remove(project).unwrap_or_default())
+    }
+
+    async fn projects_under(
+        target: &Target,
+        prefix: &object_store::path::Path,
+    ) -> Result<Catalog, BackupError> {
         let mut catalog = Catalog::default();
-        for meta in target.list(&projects_prefix()).await? {
+        for meta in target.list(prefix).await? {
             match Object::parse(&meta.location) {
                 Some(Object::Segment {
                     project,
@@ -186,17 +209,11 @@ impl Catalog {
                 _ => {}
             }
         }
-        for meta in target.list(&control_plane_prefix()).await? {
-            if let Some(Object::ControlPlane { unix_ms }) = Object::parse(&meta.location) {
-                catalog.control_plane.push(unix_ms);
-            }
-        }
         for p in catalog.projects.values_mut() {
             p.segments.sort_by_key(|s| (s.first, s.epoch, s.last));
             p.snapshots.sort_by_key(|s| (s.seq, s.epoch));
             p.epochs.sort_by_key(|e| e.epoch);
         }
-        catalog.control_plane.sort_unstable();
         Ok(catalog)
     }
 }

@@ -149,6 +149,11 @@ pub fn projects_prefix() -> Key {
     Key::from(PROJECTS)
 }
 
+/// Everything of one project.
+pub fn project_prefix(project: &ProjectKey) -> Key {
+    Key::from(format!("{PROJECTS}/{}/{}", project.tenant, project.project))
+}
+
 pub fn control_plane_prefix() -> Key {
     Key::from(CONTROL_PLANE)
 }

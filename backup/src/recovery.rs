@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use tdsync_tenants::{LoggedEvent, Project, ShardFile, salvage_log};
+use tdsync_tenants::{Aside, LoggedEvent, Project, ShardFile, salvage_log};
 
 use crate::{
     catalog::Catalog,
@@ -45,7 +45,7 @@ pub async fn recover(project: Project, target: Option<&Target>) -> Result<Recove
     };
     let moved = {
         let project = project.clone();
-        tokio::task::spawn_blocking(move || project.move_aside())
+        tokio::task::spawn_blocking(move || project.move_aside(Aside::Damaged))
             .await
             .expect("moving a shard aside does not panic")?
     };

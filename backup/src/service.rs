@@ -14,11 +14,14 @@ use std::{
 use futures_util::{StreamExt, stream};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tdsync_tenants::{ProjectId, TenantId, Tenants};
+use tdsync_tenants::{Aside, Project, ProjectId, ShardFile, TenantId, Tenants};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::{
+    catalog::Catalog,
+    error::BackupError,
     layout::ProjectKey,
+    restore::{Until, restore_project},
     ship::{Policy, Shipper},
     target::Target,
 };
@@ -196,6 +199,52 @@ impl BackupService {
         self.wake.notify_one();
         wait.await
             .unwrap_or_else(|_| Err("the backup shipper stopped".into()))
+    }
+
+    /// Makes this node's copy of `project` the backup's, for lease `epoch` (a cluster node that
+    /// just claimed it): the local shard, if any, is moved aside as superseded, the project is
+    /// restored from the target, and the epoch begun after its head (`Shipper::begin_epoch`),
+    /// so what an earlier owner ships afterwards is fenced. The project is out of service
+    /// meanwhile. Returns the restored head.
+    pub async fn take_over(&self, project: &Project, epoch: i64) -> Result<i64, BackupError> {
+        let key = ProjectKey {
+            tenant: project.tenant().clone(),
+            project: project.id().clone(),
+        };
+        let shipper = self.shipper().await.map_err(BackupError::Refused)?;
+        let cat = Catalog::read_project(shipper.target(), &key).await?;
+        let path = project.path().to_path_buf();
+        if cat.epoch() == epoch && path.exists() {
+            // This node began the epoch already (it restarted while holding the lease): its own
+            // copy is the owner's, possibly ahead of the backup.
+            let head = tokio::task::spawn_blocking(move || ShardFile::open(&path)?.head())
+                .await
+                .expect("reading a head does not panic")?;
+            return Ok(head.0);
+        }
+        project.suspend(&format!("being taken over under lease epoch {epoch}"));
+        let outcome = async {
+            let aside = project.clone();
+            tokio::task::spawn_blocking(move || aside.move_aside(Aside::Superseded))
+                .await
+                .expect("moving a shard aside does not panic")?;
+            let bar = crate::progress::Progress::hidden().bar(0, "taking over");
+            let restored =
+                restore_project(shipper.target(), project, &key, &cat, &Until::Latest, &bar)
+                    .await?;
+            if let Some(missing) = restored.missing {
+                return Err(BackupError::Refused(format!(
+                    "{key}: the backup has a hole: {missing}"
+                )));
+            }
+            shipper.begin_epoch(&key, epoch, restored.seq + 1).await?;
+            Ok(restored.seq)
+        }
+        .await;
+        if outcome.is_ok() {
+            project.return_to_service();
+        }
+        outcome
     }
 
     pub fn stats(&self) -> BackupStats {

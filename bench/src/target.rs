@@ -83,6 +83,7 @@ impl InProcess {
             redis,
             limits: never_refusing(),
             backup,
+            shard: None,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

@@ -86,6 +86,7 @@ fn serve(
         redis: args.redis_config(),
         limits: args.rate_limits.limits(),
         backup: args.backup(),
+        shard: args.cluster.shard(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

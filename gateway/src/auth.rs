@@ -54,6 +54,8 @@ pub fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 pub struct ProjectRef {
     pub record: tdsync_acl::Project,
     pub shard: tdsync_tenants::Project,
+    /// On a shard node, the lease epoch it serves the project under.
+    pub epoch: Option<i64>,
 }
 
 impl AppState {
@@ -84,7 +86,18 @@ impl AppState {
             Err(other) => return Err(other.into()),
         }
         let shard = self.tenants().project(&record.tenant, &record.id);
-        Ok(ProjectRef { record, shard })
+        // Members are tokens (control plane): any node answers them.
+        let epoch = match self.ownership() {
+            Some(ownership) if action != Action::ManageMembers => {
+                Some(ownership.ensure(&shard).await?)
+            }
+            _ => None,
+        };
+        Ok(ProjectRef {
+            record,
+            shard,
+            epoch,
+        })
     }
 
     /// Decides a tenant-wide action (create or list projects, manage tokens) for `caller`.

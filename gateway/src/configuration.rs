@@ -51,7 +51,37 @@ pub struct ServeArgs {
     #[arg(long, env = "TDSYNC_BACKUP_MAX_LAG", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub backup_max_lag: u64,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub rate_limits: RateLimitArgs,
+}
+
+/// A shard node of a cluster (`--role shard`): it serves the projects whose lease it holds in
+/// the Postgres control plane, takes a project over (restoring it from the backup) when its
+/// lease is free, and answers 421 with the owner's URL for one another node holds.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
+    /// `all`: one process serves every project (no cluster); `shard`: a shard node, which
+    /// needs a Postgres control plane, --redis and --backup-to.
+    #[arg(long, env = "TDSYNC_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// This shard node's name in the cluster (1 to 64 of A-Z, a-z, 0-9, '_', '-').
+    #[arg(long, env = "TDSYNC_NODE_ID", default_value = "")]
+    pub node_id: String,
+    /// The URL gateways and clients reach this node on [default: http://<--listen>].
+    #[arg(long, env = "TDSYNC_ADVERTISE_URL", default_value = "")]
+    pub advertise_url: String,
+    /// Seconds a project's lease lasts without renewal: how long a dead node's projects wait
+    /// before another node takes them over (renewed every fifth of it).
+    #[arg(long, env = "TDSYNC_LEASE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    All,
+    Shard,
 }
 
 impl ServeArgs {
@@ -214,6 +244,27 @@ pub struct Settings {
     pub limits: Limits,
     /// Shipping to a backup target; None: no backups.
     pub backup: Option<BackupSettings>,
+    /// A shard node of a cluster; None: `--role all`.
+    pub shard: Option<ShardSettings>,
+}
+
+/// `--role shard` and its companions.
+#[derive(Debug, Clone)]
+pub struct ShardSettings {
+    pub node_id: String,
+    /// Empty: `http://<the bound address>`.
+    pub advertise_url: String,
+    pub lease: std::time::Duration,
+}
+
+impl ClusterArgs {
+    pub fn shard(&self) -> Option<ShardSettings> {
+        (self.role == Role::Shard).then(|| ShardSettings {
+            node_id: self.node_id.trim().to_string(),
+            advertise_url: self.advertise_url.trim().to_string(),
+            lease: std::time::Duration::from_secs(self.lease_secs),
+        })
+    }
 }
 
 #[cfg(test)]

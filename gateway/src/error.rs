@@ -10,6 +10,9 @@ use axum::{
 };
 use tdsync_protocol::wire::{ErrorBody, error_code};
 
+/// Where a shard node's 421 says the project is served.
+pub const OWNER_HEADER: &str = "x-tdsync-owner";
+
 /// An error answer: status, td's code, and a message that says what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -18,6 +21,8 @@ pub struct ApiError {
     pub message: String,
     /// Sent as `Retry-After` (seconds): when a retry may succeed.
     pub retry_after: Option<u64>,
+    /// Sent as `X-Tdsync-Owner`: the node that serves the project (a 421 of a shard node).
+    pub owner: Option<String>,
 }
 
 impl ApiError {
@@ -27,6 +32,15 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            owner: None,
+        }
+    }
+
+    /// `421 not_owner`: another shard node serves the project (at `url`, when known).
+    pub fn not_owner(message: impl Into<String>, url: Option<String>) -> ApiError {
+        ApiError {
+            owner: url,
+            ..ApiError::new(StatusCode::MISDIRECTED_REQUEST, "not_owner", message)
         }
     }
 
@@ -89,6 +103,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        if let Some(url) = self
+            .owner
+            .and_then(|u| axum::http::HeaderValue::from_str(&u).ok())
+        {
+            response.headers_mut().insert(OWNER_HEADER, url);
         }
         response
     }

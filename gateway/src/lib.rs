@@ -10,6 +10,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod ownership;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -74,6 +74,24 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         Arc::new(live),
         settings.limits.clone(),
     );
+    if settings.shard.is_some() {
+        // Said at start, each with what to do: a shard node without them would lose projects.
+        if !matches!(url, tdsync_acl::ControlPlaneUrl::Postgres(_)) {
+            anyhow::bail!(
+                "--role shard keeps leases in the control plane: give a Postgres one \
+                 (--control-plane postgres://…)"
+            );
+        }
+        if settings.redis.is_none() {
+            anyhow::bail!("--role shard shares heads and wake-ups through Redis: give --redis URL");
+        }
+        if settings.backup.is_none() {
+            anyhow::bail!(
+                "--role shard restores a project it takes over from the backup: give \
+                 --backup-to URL"
+            );
+        }
+    }
     let target = settings
         .backup
         .as_ref()
@@ -83,9 +101,9 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
     let (Some(backup), Some(target)) = (&settings.backup, target) else {
         return Ok(state);
     };
-    let control_plane = match url {
-        tdsync_acl::ControlPlaneUrl::Sqlite(path) => Some(path),
-        tdsync_acl::ControlPlaneUrl::Postgres(_) => None,
+    let (control_plane, postgres) = match url {
+        tdsync_acl::ControlPlaneUrl::Sqlite(path) => (Some(path), None),
+        tdsync_acl::ControlPlaneUrl::Postgres(pg) => (None, Some(pg)),
     };
     let config = tdsync_backup::BackupConfig {
         target: target.clone(),
@@ -96,7 +114,30 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
     };
     let service = tdsync_backup::BackupService::start(tenants, config);
     tracing::info!(target = %target, interval_s = backup.interval.as_secs(), durability = ?settings.durability, "backups shipped");
-    Ok(state.with_backup(service, settings.durability == Durability::Replicated))
+    let state = state.with_backup(
+        service.clone(),
+        settings.durability == Durability::Replicated,
+    );
+    let (Some(shard), Some(postgres)) = (&settings.shard, postgres) else {
+        return Ok(state);
+    };
+    let node = tdsync_placement::NodeId::parse(&shard.node_id)
+        .context("--node-id names this shard node")?;
+    let advertise = if shard.advertise_url.is_empty() {
+        if settings.listen.port() == 0 {
+            anyhow::bail!("--role shard with --listen on port 0: give --advertise-url");
+        }
+        format!("http://{}", settings.listen)
+    } else {
+        shard.advertise_url.clone()
+    };
+    let placement = tdsync_placement::Placement::connect(&postgres)
+        .await
+        .context("connecting the placement store (the Postgres control plane)")?;
+    let ownership =
+        crate::ownership::Ownership::start(placement, node, &advertise, shard.lease, service)
+            .await?;
+    Ok(state.with_ownership(ownership))
 }
 
 /// A project whose shard is found damaged is out of service (503) from that moment; its
@@ -188,6 +229,9 @@ pub async fn serve(
     }
     if let Err(e) = state.acl().flush_last_used().await {
         tracing::warn!(error = %e, "could not record last-used times at shutdown");
+    }
+    if let Some(ownership) = state.ownership() {
+        ownership.stop();
     }
     if let Some(backup) = state.backup() {
         // One last shipment: what was acknowledged before the stop is in the backup after it.

@@ -8,7 +8,7 @@ use tdsync_backup::BackupService;
 use tdsync_live::Live;
 use tdsync_tenants::Tenants;
 
-use crate::{error::ApiError, limits::Limits, metrics::Metrics};
+use crate::{error::ApiError, limits::Limits, metrics::Metrics, ownership::Ownership};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -24,6 +24,8 @@ struct Inner {
     backup: Option<Arc<BackupService>>,
     /// `--durability replicated`: a push is answered once its events are in the backup.
     replicated: bool,
+    /// `--role shard`: the projects this node serves.
+    ownership: Option<Arc<Ownership>>,
 }
 
 impl AppState {
@@ -37,6 +39,7 @@ impl AppState {
             metrics: Metrics::default(),
             backup: None,
             replicated: false,
+            ownership: None,
         }))
     }
 
@@ -49,6 +52,21 @@ impl AppState {
             replicated,
             ..inner
         }))
+    }
+
+    /// The same state, serving only the projects whose lease this node holds.
+    pub fn with_ownership(self, ownership: Arc<Ownership>) -> AppState {
+        let inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("with_ownership is called while the state is being built"));
+        AppState(Arc::new(Inner {
+            ownership: Some(ownership),
+            ..inner
+        }))
+    }
+
+    /// On a shard node, its projects.
+    pub fn ownership(&self) -> Option<&Arc<Ownership>> {
+        self.0.ownership.as_ref()
     }
 
     /// The backup shipper, if the server ships to a target.

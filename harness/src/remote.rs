@@ -245,6 +245,11 @@ impl ServeProcess {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// Kills the server outright (SIGKILL): nothing is flushed, as when a machine dies.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -21,6 +21,32 @@ use crate::{
     },
 };
 
+/// Why a shard is moved aside ([`Project::move_aside`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aside {
+    /// Found damaged: kept for salvage and inspection.
+    Damaged,
+    /// Replaced by a newer copy (a cluster node taking a project over restores it from the
+    /// backup): kept for inspection.
+    Superseded,
+}
+
+impl Aside {
+    fn folder(self) -> &'static str {
+        match self {
+            Aside::Damaged => "damaged",
+            Aside::Superseded => "superseded",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Aside::Damaged => "found damaged",
+            Aside::Superseded => "superseded by a newer copy",
+        }
+    }
+}
+
 /// One project of a [`crate::Tenants`] store. Cheap to clone; holds no shard open by itself.
 #[derive(Clone)]
 pub struct Project {
@@ -201,20 +227,24 @@ impl Project {
     /// [`StoreError::OutOfService`] until [`Project::return_to_service`]. The store's damage
     /// handler is called when this is new.
     pub fn take_out_of_service(&self, reason: &str) {
-        let newly = {
-            let mut slot = self.entry.out_of_service.write();
-            let newly = slot.is_none();
-            if newly {
-                *slot = Some(reason.to_string());
-            }
-            newly
-        };
-        if newly {
+        if self.suspend(reason) {
             tracing::error!(tenant = %self.tenant(), project = %self.id(), reason, "project taken out of service");
             if let Some(handler) = self.store.damage_handler.get() {
                 handler(self.clone());
             }
         }
+    }
+
+    /// Takes the project out of service like [`Project::take_out_of_service`], without
+    /// calling the damage handler (the caller replaces the shard itself: a takeover). Whether
+    /// it was in service.
+    pub fn suspend(&self, reason: &str) -> bool {
+        let mut slot = self.entry.out_of_service.write();
+        let newly = slot.is_none();
+        if newly {
+            *slot = Some(reason.to_string());
+        }
+        newly
     }
 
     pub fn return_to_service(&self) {
@@ -229,10 +259,10 @@ impl Project {
     }
 
     /// Closes the shard (after the write in progress; none commits after it) and moves its file,
-    /// WAL and all, to `<root>/damaged/<tenant>/<project>.<unix-ms>.db`, where it stays for
-    /// salvage and inspection. Returns where it went (None: there was no file). The project must
-    /// be out of service.
-    pub fn move_aside(&self) -> Result<Option<std::path::PathBuf>, StoreError> {
+    /// WAL and all, to `<root>/<why>/<tenant>/<project>.<unix-ms>.db` (`damaged` or
+    /// `superseded`), where it stays for salvage and inspection. Returns where it went (None:
+    /// there was no file). The project must be out of service.
+    pub fn move_aside(&self, why: Aside) -> Result<Option<std::path::PathBuf>, StoreError> {
         if self.out_of_service().is_none() {
             return Err(StoreError::BadRequest(format!(
                 "project {}/{} is in service: take it out of service before moving its shard",
@@ -255,7 +285,7 @@ impl Project {
             .store
             .config
             .root
-            .join("damaged")
+            .join(why.folder())
             .join(self.tenant().as_str());
         std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
         let stamp = chrono::Utc::now().timestamp_millis();
@@ -264,7 +294,8 @@ impl Project {
         // across a restart (without it, a restarted server would take it for an empty one).
         let marker = out_of_service_marker(path);
         let reason = format!(
-            "its shard was found damaged and moved to {}; recovery has not finished",
+            "its shard was {} and moved to {}; it is not yet replaced",
+            why.what(),
             moved.display()
         );
         std::fs::write(&marker, &reason).map_err(StoreError::io(&marker))?;

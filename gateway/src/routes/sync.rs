@@ -44,7 +44,8 @@ pub async fn push(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<PushResponse>, ApiError> {
-    let project = state.project(&caller, &id, Action::PushEvents).await?.shard;
+    let found = state.project(&caller, &id, Action::PushEvents).await?;
+    let project = found.shard;
     let request: PushRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
     let request = std::sync::Arc::new(request);
@@ -56,6 +57,10 @@ pub async fn push(
     live::pushed(&state, &project, &request, &response);
     if let Some(backup) = state.replicated() {
         replicated(backup, &project, &response).await?;
+    }
+    // A shard node acknowledges only while it still holds the project.
+    if let (Some(ownership), Some(epoch)) = (state.ownership(), found.epoch) {
+        ownership.still_owner(&project, epoch)?;
     }
     Ok(Json(response))
 }
