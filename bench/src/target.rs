@@ -84,6 +84,7 @@ impl InProcess {
             limits: never_refusing(),
             backup,
             shard: None,
+            gateway: false,
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

@@ -87,6 +87,7 @@ fn serve(
         limits: args.rate_limits.limits(),
         backup: args.backup(),
         shard: args.cluster.shard(),
+        gateway: args.cluster.role == tdsync_gateway::configuration::Role::Gateway,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,6 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[path = "interop/support.rs"]
+#[allow(dead_code)]
+mod support;
+
 use serde_json::{Value, json};
 use tdsync_acl::testing::PostgresTestDb;
 use tdsync_harness::remote::ServeProcess;
@@ -24,6 +28,7 @@ const LEASE_SECS: &str = "2";
 
 struct Cluster {
     _db: PostgresTestDb,
+    gateways: Vec<ServeProcess>,
     pg: String,
     redis: String,
     dir: tempfile::TempDir,
@@ -128,6 +133,11 @@ fn eventually<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>)
 
 impl Cluster {
     fn start(test: &str, nodes: usize) -> Option<Cluster> {
+        Cluster::with_gateways(test, nodes, 0)
+    }
+
+    /// `nodes` shard nodes and `gateways` gateways.
+    fn with_gateways(test: &str, nodes: usize, gateways: usize) -> Option<Cluster> {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let db = runtime.block_on(PostgresTestDb::create(test))?;
         let redis = tdsync_live_redis::testing::redis_url(test)?;
@@ -168,6 +178,25 @@ impl Cluster {
             node.start().unwrap_or_else(|e| panic!("{name}: {e}"));
             started.push(node);
         }
+        let mut fronts = Vec::new();
+        for g in 0..gateways {
+            let name = format!("gateway-{g}");
+            let mut gateway = ServeProcess::new(
+                bin,
+                &dir.path().join(&name),
+                &dir.path().join(format!("{name}.log")),
+            )
+            .with_serve_args(&[
+                "--control-plane",
+                &pg,
+                "--role",
+                "gateway",
+                "--rate-limits",
+                "off",
+            ]);
+            gateway.start().unwrap_or_else(|e| panic!("{name}: {e}"));
+            fronts.push(gateway);
+        }
         let admin = |args: &[&str]| {
             let mut full = vec!["--control-plane", pg.as_str()];
             full.extend(args);
@@ -184,6 +213,7 @@ impl Cluster {
             .to_string();
         Some(Cluster {
             _db: db,
+            gateways: fronts,
             pg,
             redis,
             dir,
@@ -195,6 +225,20 @@ impl Cluster {
 
     fn url(&self, node: usize) -> String {
         self.nodes[node].base_url()
+    }
+
+    fn gateway(&self, g: usize) -> String {
+        self.gateways[g].base_url()
+    }
+
+    /// The shard node holding the project's log (the one whose data dir has its shard).
+    fn owner(&self) -> usize {
+        (0..self.nodes.len())
+            .find(|n| {
+                let tenants = self.dir.path().join(format!("node-{n}")).join("tenants");
+                std::fs::read_dir(&tenants).is_ok_and(|mut d| d.next().is_some())
+            })
+            .expect("some node holds the project")
     }
 
     fn push(
@@ -370,4 +414,98 @@ fn a_paused_node_acknowledges_nothing_after_its_lease_and_is_fenced() {
         .path();
     let shard = tenant.join(format!("{}.db", c.project));
     assert_eq!(seqs(&shard), seqs(&c.shard(1)));
+}
+
+/// Two gateways in front of two shard nodes: a push through one is pulled through the other
+/// (both forwarded to the project's owner); the owner killed, the gateways follow the project to
+/// the node that takes it over, and every acknowledged event is there.
+#[test]
+fn gateways_forward_to_the_owner_and_follow_it_after_a_failover() {
+    let Some(mut c) = Cluster::with_gateways("cluster_gateways", 2, 2) else {
+        return;
+    };
+    let mut acked: BTreeSet<i64> = BTreeSet::new();
+    let (status, _, body) = push(&c.gateway(0), &c.token, &c.project, "d", 0, 5).unwrap();
+    assert_eq!(status, 200, "{body}");
+    acked.extend(self::acked(&body));
+    let (project, token) = (c.project.clone(), c.token.clone());
+    let gateways = [c.gateway(0), c.gateway(1)];
+    let pull = |g: usize| -> Value {
+        let mut r = agent()
+            .get(format!(
+                "{}/v1/projects/{project}/sync/pull?after_server_seq=0",
+                gateways[g]
+            ))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    assert_eq!(pull(1)["events"].as_array().unwrap().len(), 5);
+    // A token the control plane does not know is refused by the gateway itself.
+    let refused = push(&c.gateway(1), "tds_nope_nope", &c.project, "d", 5, 1).unwrap();
+    assert_eq!(refused.0, 401);
+
+    let owner = c.owner();
+    c.nodes[owner].kill();
+    let other = 1 - owner;
+    let mut n = 5;
+    eventually(
+        "the gateway reaches the new owner",
+        Duration::from_secs(30),
+        || {
+            let (status, _, body) = push(&c.gateway(0), &c.token, &c.project, "d", n, 1)?;
+            n += 1;
+            match status {
+                200 => {
+                    acked.extend(self::acked(&body));
+                    Some(())
+                }
+                503 | 421 => None,
+                other => panic!("{other}: {body}"),
+            }
+        },
+    );
+    let on_new = seqs(&c.shard(other));
+    assert!(acked.is_subset(&on_new), "{acked:?} not all in {on_new:?}");
+    assert_eq!(pull(1)["events"].as_array().unwrap().len(), on_new.len());
+}
+
+/// The real td through the cluster: alice syncs through one gateway, bob through the other;
+/// both end with the same issues as the owner's projection.
+#[test]
+fn td_syncs_through_one_gateway_while_another_td_uses_the_other() {
+    let Some(td) = support::td() else { return };
+    let Some(c) = Cluster::with_gateways("cluster_td", 2, 2) else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let alice = support::TdUser::new(&td, root.path(), "alice", &c.gateway(0), &c.token);
+    let bob = support::TdUser::new(&td, root.path(), "bob", &c.gateway(1), &c.token);
+    alice.ok(&["sync-project", "create", "roadmap"]);
+    let project = alice.linked_project().unwrap();
+    let out = bob.ok(&["sync-project", "join", "roadmap"]);
+    assert!(out.contains(&project), "{out}");
+    let x = alice.create("Through gateway 0", &[]);
+    alice.sync();
+    bob.sync();
+    assert_eq!(bob.show(&x)["title"], "Through gateway 0");
+    let y = bob.create("Through gateway 1", &[]);
+    bob.ok(&["update", &x, "--priority", "P1"]);
+    bob.sync();
+    alice.sync();
+    assert_eq!(alice.show(&y)["title"], "Through gateway 1");
+    let owner = (0..2)
+        .map(|n| c.dir.path().join(format!("node-{n}")).join("tenants"))
+        .flat_map(|t| std::fs::read_dir(t).into_iter().flatten())
+        .filter_map(Result::ok)
+        .map(|tenant| tenant.path().join(format!("{project}.db")))
+        .find(|p| p.exists())
+        .expect("one node holds the project");
+    support::assert_same(&[
+        ("owner", &owner),
+        ("alice", &alice.db()),
+        ("bob", &bob.db()),
+    ]);
 }

@@ -63,7 +63,9 @@ pub struct ServeArgs {
 #[command(next_help_heading = "Cluster")]
 pub struct ClusterArgs {
     /// `all`: one process serves every project (no cluster); `shard`: a shard node, which
-    /// needs a Postgres control plane, --redis and --backup-to.
+    /// needs a Postgres control plane, --redis and --backup-to; `gateway`: stateless, checks
+    /// tokens and forwards every project's sync to its shard node (needs a Postgres control
+    /// plane).
     #[arg(long, env = "TDSYNC_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
     /// This shard node's name in the cluster (1 to 64 of A-Z, a-z, 0-9, '_', '-').
@@ -81,6 +83,7 @@ pub struct ClusterArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
     All,
+    Gateway,
     Shard,
 }
 
@@ -244,8 +247,10 @@ pub struct Settings {
     pub limits: Limits,
     /// Shipping to a backup target; None: no backups.
     pub backup: Option<BackupSettings>,
-    /// A shard node of a cluster; None: `--role all`.
+    /// A shard node of a cluster; None: `--role all` or `gateway`.
     pub shard: Option<ShardSettings>,
+    /// `--role gateway`.
+    pub gateway: bool,
 }
 
 /// `--role shard` and its companions.

@@ -17,6 +17,10 @@ use crate::error::ApiError;
 
 type Key = (TenantId, ProjectId);
 
+/// How often a shard node tells the placement store it is alive (gateways send new projects
+/// only to nodes heard from within a few of these).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
 pub struct Ownership {
     holder: Arc<Holder>,
     placement: Placement,
@@ -48,13 +52,12 @@ impl Ownership {
                 tracing::warn!(tenant = %lease.tenant, project = %lease.project, epoch = lease.epoch, "lease lost: this node no longer serves the project");
             }),
         ));
-        let every = lease / 5;
-        let renewals = holder.spawn_renewals(every);
+        let renewals = holder.spawn_renewals(lease / 5);
         let heartbeat = {
             let (placement, node) = (placement.clone(), node.clone());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(every).await;
+                    tokio::time::sleep(HEARTBEAT).await;
                     if let Err(e) = placement.heartbeat(&node).await {
                         tracing::warn!(error = %e, "heartbeat failed");
                     }

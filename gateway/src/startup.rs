@@ -74,6 +74,19 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         Arc::new(live),
         settings.limits.clone(),
     );
+    if settings.gateway {
+        let tdsync_acl::ControlPlaneUrl::Postgres(postgres) = &url else {
+            anyhow::bail!(
+                "--role gateway finds each project's shard node in the control plane: give a \
+                 Postgres one (--control-plane postgres://…)"
+            );
+        };
+        let placement = tdsync_placement::Placement::connect(postgres)
+            .await
+            .context("connecting the placement store (the Postgres control plane)")?;
+        tracing::info!("gateway: forwarding every project's sync to its shard node");
+        return Ok(state.with_proxy(crate::proxy::Proxy::new(placement)));
+    }
     if settings.shard.is_some() {
         // Said at start, each with what to do: a shard node without them would lose projects.
         if !matches!(url, tdsync_acl::ControlPlaneUrl::Postgres(_)) {
@@ -183,7 +196,12 @@ fn recover_damaged_shards(
 pub type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
 
 pub fn app(state: AppState) -> App {
-    let router: Router = routes::router()
+    let routes = if state.proxy().is_some() {
+        routes::gateway_router()
+    } else {
+        routes::router()
+    };
+    let router: Router = routes
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         // Rate limits before any handler runs, inside `observe`: a refusal has a request id and

@@ -8,7 +8,9 @@ use tdsync_backup::BackupService;
 use tdsync_live::Live;
 use tdsync_tenants::Tenants;
 
-use crate::{error::ApiError, limits::Limits, metrics::Metrics, ownership::Ownership};
+use crate::{
+    error::ApiError, limits::Limits, metrics::Metrics, ownership::Ownership, proxy::Proxy,
+};
 
 /// Cheap to clone: one `Arc`.
 #[derive(Clone)]
@@ -26,6 +28,8 @@ struct Inner {
     replicated: bool,
     /// `--role shard`: the projects this node serves.
     ownership: Option<Arc<Ownership>>,
+    /// `--role gateway`: where the shard routes are forwarded.
+    proxy: Option<Arc<Proxy>>,
 }
 
 impl AppState {
@@ -40,6 +44,7 @@ impl AppState {
             backup: None,
             replicated: false,
             ownership: None,
+            proxy: None,
         }))
     }
 
@@ -62,6 +67,21 @@ impl AppState {
             ownership: Some(ownership),
             ..inner
         }))
+    }
+
+    /// The same state, forwarding every shard route to the project's shard node.
+    pub fn with_proxy(self, proxy: Arc<Proxy>) -> AppState {
+        let inner = Arc::try_unwrap(self.0)
+            .unwrap_or_else(|_| panic!("with_proxy is called while the state is being built"));
+        AppState(Arc::new(Inner {
+            proxy: Some(proxy),
+            ..inner
+        }))
+    }
+
+    /// On a gateway, where shard routes go.
+    pub fn proxy(&self) -> Option<&Arc<Proxy>> {
+        self.0.proxy.as_ref()
     }
 
     /// On a shard node, its projects.

@@ -18,5 +18,5 @@ mod store;
 
 pub use error::PlacementError;
 pub use holder::{Acquired, Holder, OnLost};
-pub use model::{Claim, Lease, NodeId, NodeInfo, Owner};
+pub use model::{Claim, Lease, NodeId, NodeInfo, Owner, least_loaded};
 pub use store::Placement;

@@ -75,3 +75,17 @@ pub struct NodeInfo {
     /// Leases it holds that have not run out.
     pub projects: i64,
 }
+
+/// Where a new project goes: the node holding the fewest live leases among those not draining,
+/// heard from within `live_within`, and not `skip`ped (a caller's own knowledge: one that did
+/// not answer). Ties go to the smaller id.
+pub fn least_loaded(
+    nodes: &[NodeInfo],
+    live_within: std::time::Duration,
+    skip: impl Fn(&NodeInfo) -> bool,
+) -> Option<&NodeInfo> {
+    nodes
+        .iter()
+        .filter(|n| !n.draining && n.heartbeat_age_secs < live_within.as_secs_f64() && !skip(n))
+        .min_by(|a, b| a.projects.cmp(&b.projects).then_with(|| a.id.cmp(&b.id)))
+}

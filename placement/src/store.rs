@@ -113,25 +113,6 @@ impl Placement {
             .collect()
     }
 
-    /// The live, not draining node (heartbeat within `live_within`) holding the fewest live
-    /// leases: where a new project goes. None when there is no such node.
-    pub async fn least_loaded(
-        &self,
-        live_within: Duration,
-    ) -> Result<Option<NodeId>, PlacementError> {
-        let row = sqlx::query(
-            "SELECT n.node_id FROM tdsync_nodes n \
-             LEFT JOIN tdsync_placements p ON p.node_id = n.node_id AND p.lease_until > now() \
-             WHERE NOT n.draining AND n.heartbeat_at > now() - $1 * interval '1 millisecond' \
-             GROUP BY n.node_id ORDER BY count(p.project_id), n.node_id LIMIT 1",
-        )
-        .bind(millis(live_within))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| NodeId::parse(r.try_get("node_id")?))
-            .transpose()
-    }
-
     /// Claims `project` for `node` for `lease`: granted when nobody holds it, when its lease ran
     /// out (the epoch goes up: a new owner), or when `node` holds it already (renewed, same
     /// epoch); else who holds it.

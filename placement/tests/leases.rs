@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tdsync_acl::testing::PostgresTestDb;
-use tdsync_placement::{Claim, Lease, NodeId, Placement};
+use tdsync_placement::{Claim, Lease, NodeId, Placement, least_loaded};
 use tdsync_protocol::ids::{ProjectId, TenantId};
 
 async fn placement(test: &str) -> Option<(PostgresTestDb, Placement)> {
@@ -172,7 +172,7 @@ async fn new_projects_go_to_the_least_loaded_live_node() {
     };
     let (a, b, c) = (node("node-a"), node("node-b"), node("node-c"));
     let live = Duration::from_secs(30);
-    assert_eq!(p.least_loaded(live).await.unwrap(), None);
+    assert!(p.nodes().await.unwrap().is_empty());
     for (n, url) in [(&a, "http://a"), (&b, "http://b"), (&c, "http://c")] {
         p.register(n, url).await.unwrap();
     }
@@ -181,12 +181,17 @@ async fn new_projects_go_to_the_least_loaded_live_node() {
         let project = ProjectId::parse(project).unwrap();
         granted(p.claim(&tenant, &project, n, LONG).await.unwrap());
     }
-    assert_eq!(p.least_loaded(live).await.unwrap(), Some(c.clone()));
-    p.set_draining(&c, true).await.unwrap();
-    assert_eq!(p.least_loaded(live).await.unwrap(), Some(b.clone()));
-    // A node whose heartbeat is older than the window is not live.
-    assert_eq!(p.least_loaded(Duration::ZERO).await.unwrap(), None);
+    let pick = |nodes: &[tdsync_placement::NodeInfo], skip: &str| {
+        least_loaded(nodes, live, |n| n.url == skip).map(|n| n.id.clone())
+    };
     let nodes = p.nodes().await.unwrap();
+    assert_eq!(pick(&nodes, ""), Some(c.clone()));
+    assert_eq!(pick(&nodes, "http://c"), Some(b.clone()));
+    p.set_draining(&c, true).await.unwrap();
+    let nodes = p.nodes().await.unwrap();
+    assert_eq!(pick(&nodes, ""), Some(b.clone()));
+    // A node whose heartbeat is older than the window is not live.
+    assert_eq!(least_loaded(&nodes, Duration::ZERO, |_| false), None);
     let counts: Vec<(String, i64, bool)> = nodes
         .iter()
         .map(|n| (n.id.to_string(), n.projects, n.draining))

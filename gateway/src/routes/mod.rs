@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use axum::{
     Router,
-    routing::{delete, get, patch, post},
+    routing::{MethodRouter, any, delete, get, patch, post},
 };
 
 use crate::{error::ApiError, state::AppState};
@@ -35,20 +35,34 @@ pub(crate) fn query_int(
     }
 }
 
-/// Every route, with its handler.
+/// Every route, with its handler (`--role all` and `shard`).
 pub fn router() -> Router<AppState> {
+    shard_routes()
+        .into_iter()
+        .fold(control_routes(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
+}
+
+/// A gateway's routes (`--role gateway`): the control-plane routes answered here, every shard
+/// route forwarded to the project's shard node.
+pub fn gateway_router() -> Router<AppState> {
+    shard_routes()
+        .into_iter()
+        .fold(control_routes(), |router, (path, _)| {
+            router.route(path, any(crate::proxy::forward))
+        })
+}
+
+/// Routes answered from the control plane alone (tenants, projects, tokens, members) and the
+/// service routes.
+fn control_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(meta::health))
         .route("/metrics", get(meta::metrics))
         .route("/openapi.json", get(meta::openapi))
         .route("/v1/projects", post(projects::create).get(projects::list))
         .route("/v1/projects/{id}", get(projects::get))
-        .route("/v1/projects/{id}/sync/push", post(sync::push))
-        .route("/v1/projects/{id}/sync/pull", get(sync::pull))
-        .route("/v1/projects/{id}/sync/status", get(sync::status))
-        .route("/v1/projects/{id}/sync/snapshot", get(sync::snapshot))
-        .route("/v1/projects/{id}/sync/cursors", get(sync::cursors))
-        .route("/v1/projects/{id}/events", get(events::stream_events))
         .route(
             "/v1/projects/{id}/members",
             get(members::list).post(members::invite),
@@ -57,15 +71,27 @@ pub fn router() -> Router<AppState> {
             "/v1/projects/{id}/members/{user_id}",
             patch(members::set_role).delete(members::remove),
         )
-        .route("/v1/projects/{id}/conflicts", get(recovery::conflicts))
-        .route(
-            "/v1/projects/{id}/conflicts/{cid}/restore",
-            post(recovery::restore),
-        )
-        .route(
-            "/v1/projects/{id}/history/{entity_type}/{entity_id}",
-            get(recovery::history),
-        )
         .route("/v1/tokens", post(tokens::mint).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
+}
+
+/// The routes answered from a project's shard.
+fn shard_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/projects/{id}/sync/push", post(sync::push)),
+        ("/v1/projects/{id}/sync/pull", get(sync::pull)),
+        ("/v1/projects/{id}/sync/status", get(sync::status)),
+        ("/v1/projects/{id}/sync/snapshot", get(sync::snapshot)),
+        ("/v1/projects/{id}/sync/cursors", get(sync::cursors)),
+        ("/v1/projects/{id}/events", get(events::stream_events)),
+        ("/v1/projects/{id}/conflicts", get(recovery::conflicts)),
+        (
+            "/v1/projects/{id}/conflicts/{cid}/restore",
+            post(recovery::restore),
+        ),
+        (
+            "/v1/projects/{id}/history/{entity_type}/{entity_id}",
+            get(recovery::history),
+        ),
+    ]
 }
