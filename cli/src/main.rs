@@ -34,6 +34,9 @@ enum Command {
     Admin(tdsync_acl::cli::AdminCommand),
     #[command(flatten)]
     Backup(tdsync_backup::cli::BackupCommand),
+    /// A cluster's shard nodes and projects: status, drain a node, move a project.
+    #[command(subcommand)]
+    Cluster(tdsync_placement::cli::ClusterCommand),
     /// Run sync scenarios against a tdsync server and check that every replica converges.
     Harness(tdsync_harness::cli::HarnessArgs),
     /// Load-test a sync server (this one in-process, or any td-compatible one with --url):
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve(args, control_plane),
         Command::Admin(command) => tdsync_acl::cli::run(command, &control_plane),
         Command::Backup(command) => backup(command, &control_plane),
+        Command::Cluster(command) => cluster(command, &control_plane),
         Command::Harness(args) => tdsync_harness::cli::run(args),
         Command::Bench(args) => tdsync_bench::run(args),
     };
@@ -122,6 +126,20 @@ fn backup(
         tdsync_acl::ControlPlaneUrl::Postgres(_) => None,
     };
     tdsync_backup::cli::run(command, &location.data_dir, sqlite.as_deref())
+}
+
+/// `tdsync cluster …`: placement lives in the Postgres control plane.
+fn cluster(
+    command: tdsync_placement::cli::ClusterCommand,
+    location: &tdsync_acl::cli::Location,
+) -> anyhow::Result<std::process::ExitCode> {
+    match location.url()? {
+        tdsync_acl::ControlPlaneUrl::Postgres(url) => tdsync_placement::cli::run(command, &url),
+        tdsync_acl::ControlPlaneUrl::Sqlite(_) => anyhow::bail!(
+            "a cluster keeps its placement in a Postgres control plane: give --control-plane \
+             postgres://… (TDSYNC_CONTROL_PLANE)"
+        ),
+    }
 }
 
 /// `tdsync … | head` closes stdout early; Rust's `println!` then panics. A command-line tool

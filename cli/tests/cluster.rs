@@ -509,3 +509,144 @@ fn td_syncs_through_one_gateway_while_another_td_uses_the_other() {
         ("bob", &bob.db()),
     ]);
 }
+
+impl Cluster {
+    /// `tdsync cluster …` against the cluster's control plane.
+    fn cluster(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_tdsync"))
+            .args(["--control-plane", &self.pg, "cluster"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tdsync cluster {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The node the project is placed on, its epoch, and whether a move is under way.
+    fn placed(&self) -> Option<(String, i64, bool)> {
+        let status: Value = serde_json::from_str(&self.cluster(&["status", "--json"])).unwrap();
+        let p = status["projects"]
+            .as_array()?
+            .iter()
+            .find(|p| p["project"] == self.project.as_str())?
+            .clone();
+        Some((
+            p["node"].as_str()?.to_string(),
+            p["epoch"].as_i64()?,
+            !p["moving_to"].is_null() || p["lease_left_secs"].as_f64()? <= 0.0,
+        ))
+    }
+}
+
+/// Pushes through `url` until `stop`, each batch retried until it is acknowledged (td's own
+/// behaviour); the seqs acknowledged, and every other answer seen.
+fn steady_pusher(
+    url: String,
+    token: String,
+    project: String,
+    device: &'static str,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(BTreeSet<i64>, Vec<u16>)> {
+    std::thread::spawn(move || {
+        let (mut acks, mut others) = (BTreeSet::new(), Vec::new());
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            match push(&url, &token, &project, device, n, 3) {
+                Some((200, _, body)) => {
+                    acks.extend(acked(&body));
+                    // Retried batches come back as duplicates with their seqs.
+                    for r in body["rejected"].as_array().into_iter().flatten() {
+                        if let Some(seq) = r["server_seq"].as_i64() {
+                            acks.insert(seq);
+                        }
+                    }
+                    n += 3;
+                }
+                Some((status, _, _)) => {
+                    others.push(status);
+                    std::thread::sleep(Duration::from_millis(50)); // td's retry pause
+                }
+                None => others.push(0),
+            }
+        }
+        (acks, others)
+    })
+}
+
+/// `tdsync cluster move` and `drain` under sustained pushes through a gateway: the project goes
+/// to the named node and back, the pushing client sees only retryable answers, and every
+/// acknowledged event is on the final owner; `cluster status` says where everything is.
+#[test]
+fn move_and_drain_under_load_lose_nothing() {
+    let Some(c) = Cluster::with_gateways("cluster_move_drain", 2, 1) else {
+        return;
+    };
+    let (status, _, body) = push(&c.gateway(0), &c.token, &c.project, "first", 0, 3).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (first, epoch, _) = c.placed().unwrap();
+    let other = if first == "node-0" {
+        "node-1"
+    } else {
+        "node-0"
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let pusher = steady_pusher(
+        c.gateway(0),
+        c.token.clone(),
+        c.project.clone(),
+        "steady",
+        stop.clone(),
+    );
+    c.cluster(&["move", &c.project, other]);
+    eventually("the project moved", Duration::from_secs(30), || {
+        c.placed()
+            .filter(|(node, e, moving)| node == other && *e > epoch && !moving)
+    });
+    c.cluster(&["drain", other]);
+    eventually(
+        "the drained node's project went back",
+        Duration::from_secs(30),
+        || {
+            c.placed()
+                .filter(|(node, _, moving)| *node == first && !moving)
+        },
+    );
+    let out = c.cluster(&["status"]);
+    assert!(out.contains(other) && out.contains("yes"), "{out}");
+    stop.store(true, Ordering::Relaxed);
+    let (acks, others) = pusher.join().unwrap();
+    assert!(
+        others.iter().all(|s| matches!(s, 503 | 421)),
+        "not retryable: {others:?}"
+    );
+    assert!(!acks.is_empty());
+    let owner: usize = first.trim_start_matches("node-").parse().unwrap();
+    let on_owner = seqs(&c.shard(owner));
+    let lost: Vec<_> = acks.difference(&on_owner).collect();
+    assert!(lost.is_empty(), "acknowledged, not on the owner: {lost:?}");
+}
+
+/// A node killed with no traffic at all: another node takes its project over by itself once
+/// the lease runs out (its beat finds the expired lease), restoring it from the backup.
+#[test]
+fn a_dead_nodes_projects_are_taken_over_without_traffic() {
+    let Some(mut c) = Cluster::start("cluster_takeover", 2) else {
+        return;
+    };
+    let (status, _, body) = c.push(0, "d", 0, 5).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (node, epoch, _) = c.placed().unwrap();
+    assert_eq!(node, "node-0");
+    c.nodes[0].kill();
+    let (node, new_epoch, _) = eventually("node-1 took it over", Duration::from_secs(30), || {
+        c.placed()
+            .filter(|(node, _, moving)| node == "node-1" && !moving)
+    });
+    assert_eq!(node, "node-1");
+    assert!(new_epoch > epoch);
+    assert_eq!(seqs(&c.shard(1)).len(), 5);
+}

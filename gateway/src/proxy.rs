@@ -87,6 +87,8 @@ impl Proxy {
         };
         let url = match self.placement.owner(&key.0, &key.1).await.map_err(store)? {
             Some(owner) if owner.live && !self.is_down(&owner.url) => owner.url,
+            // Handed over (`tdsync cluster move`): the node it goes to claims it.
+            Some(owner) if owner.moving_to.is_some() => owner.moving_to.unwrap_or_default(),
             // Nobody holds it (or its holder is not answering): the least loaded live node
             // that answers, which claims it once it is free.
             _ => {

@@ -125,7 +125,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         control_plane,
         max_lag: backup.max_lag,
     };
-    let service = tdsync_backup::BackupService::start(tenants, config);
+    let service = tdsync_backup::BackupService::start(tenants.clone(), config);
     tracing::info!(target = %target, interval_s = backup.interval.as_secs(), durability = ?settings.durability, "backups shipped");
     let state = state.with_backup(
         service.clone(),
@@ -147,9 +147,15 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
     let placement = tdsync_placement::Placement::connect(&postgres)
         .await
         .context("connecting the placement store (the Postgres control plane)")?;
-    let ownership =
-        crate::ownership::Ownership::start(placement, node, &advertise, shard.lease, service)
-            .await?;
+    let ownership = crate::ownership::Ownership::start(
+        placement,
+        node,
+        &advertise,
+        shard.lease,
+        service,
+        tenants,
+    )
+    .await?;
     Ok(state.with_ownership(ownership))
 }
 

@@ -90,6 +90,11 @@ impl Holder {
         (Instant::now() < h.deadline).then_some(h.lease.epoch)
     }
 
+    /// The projects this node holds a lease on (trusted or not).
+    pub fn held(&self) -> Vec<(TenantId, ProjectId)> {
+        self.held.lock().keys().cloned().collect()
+    }
+
     /// Makes sure this node holds `project`: answered from memory while its lease is trusted,
     /// else claimed.
     pub async fn acquire(

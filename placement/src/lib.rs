@@ -11,6 +11,7 @@
 //! Nodes register with the URL gateways reach them on and send heartbeats; a new project goes
 //! to the live, not draining node holding the fewest leases.
 
+pub mod cli;
 mod error;
 mod holder;
 mod model;

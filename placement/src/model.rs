@@ -62,6 +62,8 @@ pub struct Owner {
     pub url: String,
     /// Whether the lease has not run out (by Postgres's clock when it was read).
     pub live: bool,
+    /// The URL of the node it is asked to move to (`tdsync cluster move`, a drain), if any.
+    pub moving_to: Option<String>,
 }
 
 /// A registered node.

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS tdsync_placements (
     PRIMARY KEY (tenant_id, project_id)
 );
 CREATE INDEX IF NOT EXISTS tdsync_placements_by_node ON tdsync_placements (node_id);
+ALTER TABLE tdsync_placements ADD COLUMN IF NOT EXISTS moving_to TEXT;
 ";
 
 /// Leases and nodes in one Postgres database (the control plane's, in a cluster). Cheap to
@@ -130,8 +131,12 @@ impl Placement {
                  node_id = EXCLUDED.node_id, \
                  epoch = CASE WHEN p.node_id = EXCLUDED.node_id AND p.lease_until > now() \
                               THEN p.epoch ELSE p.epoch + 1 END, \
-                 lease_until = EXCLUDED.lease_until \
-             WHERE p.lease_until <= now() OR p.node_id = EXCLUDED.node_id \
+                 lease_until = EXCLUDED.lease_until, \
+                 moving_to = CASE WHEN p.node_id = EXCLUDED.node_id AND p.lease_until > now() \
+                                  THEN p.moving_to END \
+             WHERE (p.lease_until > now() AND p.node_id = EXCLUDED.node_id) \
+                OR (p.lease_until <= now() \
+                    AND (p.moving_to IS NULL OR p.moving_to = EXCLUDED.node_id)) \
              RETURNING epoch, lease_until",
         )
         .bind(tenant.as_str())
@@ -149,9 +154,11 @@ impl Placement {
                 until: row.try_get("lease_until")?,
             }));
         }
+        // A free project on its way to another node is that node's.
         let held = sqlx::query(
-            "SELECT node_id, lease_until FROM tdsync_placements \
-             WHERE tenant_id = $1 AND project_id = $2",
+            "SELECT CASE WHEN lease_until <= now() AND moving_to IS NOT NULL THEN moving_to \
+                         ELSE node_id END AS node_id, lease_until \
+             FROM tdsync_placements WHERE tenant_id = $1 AND project_id = $2",
         )
         .bind(tenant.as_str())
         .bind(project.as_str())
@@ -227,6 +234,61 @@ impl Placement {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Asks `project`'s owner to hand it to `to` (`tdsync cluster move`): the owner ships and
+    /// releases it, and only `to` may claim it then. False when the project was never placed.
+    pub async fn request_move(
+        &self,
+        tenant: &TenantId,
+        project: &ProjectId,
+        to: &NodeId,
+    ) -> Result<bool, PlacementError> {
+        let done = sqlx::query(
+            "UPDATE tdsync_placements SET moving_to = $3 WHERE tenant_id = $1 AND project_id = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(project.as_str())
+        .bind(to.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The live leases of `node` that are asked to move elsewhere.
+    pub async fn moves_from(&self, node: &NodeId) -> Result<Vec<Lease>, PlacementError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, project_id, node_id, epoch, lease_until FROM tdsync_placements \
+             WHERE node_id = $1 AND lease_until > now() AND moving_to IS NOT NULL \
+               AND moving_to <> node_id",
+        )
+        .bind(node.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| lease_of(r, node.clone())).collect()
+    }
+
+    /// Every placed project: its lease, seconds left on it (negative: expired), and the node it
+    /// is moving to.
+    pub async fn leases(&self) -> Result<Vec<(Lease, f64, Option<NodeId>)>, PlacementError> {
+        let rows = sqlx::query(
+            "SELECT tenant_id, project_id, node_id, epoch, lease_until, moving_to, \
+                    EXTRACT(EPOCH FROM lease_until - now())::float8 AS left_secs \
+             FROM tdsync_placements ORDER BY node_id, tenant_id, project_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let lease = lease_of(r, NodeId::parse(r.try_get("node_id")?)?)?;
+                let moving: Option<&str> = r.try_get("moving_to")?;
+                Ok((
+                    lease,
+                    r.try_get("left_secs")?,
+                    moving.map(NodeId::parse).transpose()?,
+                ))
+            })
+            .collect()
+    }
+
     /// The project's owner and where to reach it; None when it was never placed.
     pub async fn owner(
         &self,
@@ -235,8 +297,9 @@ impl Placement {
     ) -> Result<Option<Owner>, PlacementError> {
         let row = sqlx::query(
             "SELECT p.tenant_id, p.project_id, p.node_id, p.epoch, p.lease_until, \
-                    p.lease_until > now() AS live, n.url \
+                    p.lease_until > now() AS live, n.url, m.url AS moving_to \
              FROM tdsync_placements p JOIN tdsync_nodes n ON n.node_id = p.node_id \
+             LEFT JOIN tdsync_nodes m ON m.node_id = p.moving_to \
              WHERE p.tenant_id = $1 AND p.project_id = $2",
         )
         .bind(tenant.as_str())
@@ -248,19 +311,22 @@ impl Placement {
                 lease: lease_of(&r, NodeId::parse(r.try_get("node_id")?)?)?,
                 url: r.try_get("url")?,
                 live: r.try_get("live")?,
+                moving_to: r.try_get("moving_to")?,
             })
         })
         .transpose()
     }
 
-    /// Projects whose lease ran out (their owner died or gave them up), oldest first: what a
-    /// live node takes over.
-    pub async fn expired(&self, limit: i64) -> Result<Vec<Lease>, PlacementError> {
+    /// Projects whose lease ran out (their owner died or gave them up), oldest first, that
+    /// `node` may take over (those moving to another node are that node's).
+    pub async fn expired(&self, node: &NodeId, limit: i64) -> Result<Vec<Lease>, PlacementError> {
         let rows = sqlx::query(
             "SELECT tenant_id, project_id, node_id, epoch, lease_until FROM tdsync_placements \
-             WHERE lease_until <= now() ORDER BY lease_until LIMIT $1",
+             WHERE lease_until <= now() AND (moving_to IS NULL OR moving_to = $2) \
+             ORDER BY lease_until LIMIT $1",
         )
         .bind(limit)
+        .bind(node.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

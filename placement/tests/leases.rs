@@ -151,7 +151,7 @@ async fn renew_all_keeps_what_a_node_holds_and_expired_lists_what_it_lost() {
     // a stops renewing: its three leases run out and are listed for takeover; b's is not.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let expired = loop {
-        let expired = p.expired(100).await.unwrap();
+        let expired = p.expired(&b, 100).await.unwrap();
         if expired.len() == 3 {
             break expired;
         }
@@ -204,6 +204,44 @@ async fn new_projects_go_to_the_least_loaded_live_node() {
             ("node-c".to_string(), 0, true)
         ]
     );
+}
+
+#[tokio::test]
+async fn a_move_hands_a_project_to_the_named_node_only() {
+    let Some((_db, p)) = placement("placement_move").await else {
+        return;
+    };
+    let (a, b, c) = (node("node-a"), node("node-b"), node("node-c"));
+    for (n, url) in [(&a, "http://a"), (&b, "http://b"), (&c, "http://c")] {
+        p.register(n, url).await.unwrap();
+    }
+    let (tenant, project) = ids();
+    let held = granted(p.claim(&tenant, &project, &a, LONG).await.unwrap());
+    assert!(p.request_move(&tenant, &project, &b).await.unwrap());
+    assert_eq!(p.moves_from(&a).await.unwrap(), std::slice::from_ref(&held));
+    // While a holds it, a keeps it (renewing does not drop the move).
+    assert_eq!(
+        granted(p.claim(&tenant, &project, &a, LONG).await.unwrap()).epoch,
+        1
+    );
+    assert_eq!(p.moves_from(&a).await.unwrap().len(), 1);
+    let owner = p.owner(&tenant, &project).await.unwrap().unwrap();
+    assert_eq!(owner.moving_to.as_deref(), Some("http://b"));
+    // a releases: c may not take it, b may, and the move is done.
+    assert!(p.release(&held).await.unwrap());
+    match p.claim(&tenant, &project, &c, LONG).await.unwrap() {
+        Claim::Held { by, .. } => assert_eq!(by, b),
+        Claim::Granted(l) => panic!("c took a project moving to b: {l:?}"),
+    }
+    assert!(p.expired(&c, 10).await.unwrap().is_empty());
+    assert_eq!(p.expired(&b, 10).await.unwrap().len(), 1);
+    let moved = granted(p.claim(&tenant, &project, &b, LONG).await.unwrap());
+    assert_eq!(moved.epoch, 2);
+    let owner = p.owner(&tenant, &project).await.unwrap().unwrap();
+    assert_eq!((owner.url.as_str(), owner.moving_to), ("http://b", None));
+    let leases = p.leases().await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert!(leases[0].1 > 0.0 && leases[0].2.is_none(), "{leases:?}");
 }
 
 #[test]
