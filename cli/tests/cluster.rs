@@ -628,6 +628,11 @@ fn move_and_drain_under_load_lose_nothing() {
     let on_owner = seqs(&c.shard(owner));
     let lost: Vec<_> = acks.difference(&on_owner).collect();
     assert!(lost.is_empty(), "acknowledged, not on the owner: {lost:?}");
+    let handoffs: f64 = (0..2)
+        .filter_map(|n| metric(&c.url(n), "tdsync_shard_handoffs_total"))
+        .sum();
+    assert_eq!(handoffs, 2.0);
+    assert!(metric(&c.gateway(0), "tdsync_gateway_forwarded_total").unwrap() > 0.0);
 }
 
 /// A node killed with no traffic at all: another node takes its project over by itself once
@@ -649,4 +654,6 @@ fn a_dead_nodes_projects_are_taken_over_without_traffic() {
     assert_eq!(node, "node-1");
     assert!(new_epoch > epoch);
     assert_eq!(seqs(&c.shard(1)).len(), 5);
+    assert_eq!(metric(&c.url(1), "tdsync_shard_takeovers_total"), Some(1.0));
+    assert_eq!(metric(&c.url(1), "tdsync_shard_projects_held"), Some(1.0));
 }

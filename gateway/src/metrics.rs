@@ -212,6 +212,7 @@ impl Metrics {
         if let Some(backup) = &store.backup {
             render_backup(&mut out, backup);
         }
+        render_cluster(&mut out, store.shard, store.gateway);
         out
     }
 }
@@ -224,6 +225,69 @@ pub struct StoreGauges {
     pub live: tdsync_live::LiveHealth,
     /// Shipping to a backup target, when configured.
     pub backup: Option<tdsync_backup::BackupStats>,
+    /// A shard node's projects (`--role shard`).
+    pub shard: Option<ShardGauges>,
+    /// A gateway's forwarding (`--role gateway`).
+    pub gateway: Option<GatewayGauges>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShardGauges {
+    pub projects_held: usize,
+    pub takeovers: u64,
+    pub handoffs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewayGauges {
+    /// Requests answered by a shard node at the first send.
+    pub forwarded: u64,
+    /// Sends again to another node (a 421, or a node that did not answer).
+    pub redirected: u64,
+    /// Requests no node answered (503).
+    pub failed: u64,
+}
+
+fn render_cluster(out: &mut String, shard: Option<ShardGauges>, gateway: Option<GatewayGauges>) {
+    if let Some(s) = shard {
+        let _ = writeln!(
+            out,
+            "# HELP tdsync_shard_projects_held Projects whose lease this shard node holds.\n# TYPE tdsync_shard_projects_held gauge\ntdsync_shard_projects_held {}",
+            s.projects_held
+        );
+        counter(
+            out,
+            "tdsync_shard_takeovers_total",
+            "Projects this shard node took over (restored from the backup under a new epoch).",
+            s.takeovers,
+        );
+        counter(
+            out,
+            "tdsync_shard_handoffs_total",
+            "Projects this shard node handed to another (a drain or a move).",
+            s.handoffs,
+        );
+    }
+    if let Some(g) = gateway {
+        counter(
+            out,
+            "tdsync_gateway_forwarded_total",
+            "Requests a shard node answered at the first send.",
+            g.forwarded,
+        );
+        counter(
+            out,
+            "tdsync_gateway_redirected_total",
+            "Sends again to another shard node (a 421 naming the owner, or a node that did not answer).",
+            g.redirected,
+        );
+        counter(
+            out,
+            "tdsync_gateway_failed_total",
+            "Requests no shard node answered (503 with Retry-After).",
+            g.failed,
+        );
+    }
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
@@ -317,6 +381,16 @@ mod tests {
                 lag_seconds: 1.5,
                 ..Default::default()
             }),
+            shard: Some(ShardGauges {
+                projects_held: 3,
+                takeovers: 2,
+                handoffs: 1,
+            }),
+            gateway: Some(GatewayGauges {
+                forwarded: 40,
+                redirected: 2,
+                failed: 1,
+            }),
         });
         assert!(text.contains(r#"tdsync_http_requests_total{route="/v1/projects/{id}/sync/pull",method="GET",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"le="0.0001"} 1"#));
@@ -335,5 +409,9 @@ mod tests {
         assert!(text.contains("tdsync_backup_failures_total 2"));
         assert!(text.contains("tdsync_backup_backlog_events 12"));
         assert!(text.contains("tdsync_backup_lag_seconds 1.500"));
+        assert!(text.contains("tdsync_shard_projects_held 3"));
+        assert!(text.contains("tdsync_shard_takeovers_total 2"));
+        assert!(text.contains("tdsync_gateway_redirected_total 2"));
+        assert!(text.contains("tdsync_gateway_failed_total 1"));
     }
 }

@@ -15,7 +15,7 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -50,6 +50,8 @@ pub struct Ownership {
     /// One takeover or hand-over at a time per project.
     gates: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    takeovers: AtomicU64,
+    handoffs: AtomicU64,
 }
 
 impl Ownership {
@@ -85,6 +87,8 @@ impl Ownership {
             draining: AtomicBool::new(false),
             gates: Mutex::new(HashMap::new()),
             tasks: Mutex::new(vec![renewals]),
+            takeovers: AtomicU64::new(0),
+            handoffs: AtomicU64::new(0),
         });
         let beat = tokio::spawn(ownership.clone().beat());
         ownership.tasks.lock().push(beat);
@@ -138,6 +142,7 @@ impl Ownership {
                         ))
                     })?;
                     tracing::info!(tenant = %key.0, project = %key.1, epoch, head, "project taken over");
+                    self.takeovers.fetch_add(1, Ordering::Relaxed);
                     self.ready.lock().insert(key, epoch);
                 }
                 Ok(epoch)
@@ -213,6 +218,7 @@ impl Ownership {
         match outcome {
             Ok(head) => {
                 tracing::info!(tenant = %key.0, project = %key.1, head, "project handed over");
+                self.handoffs.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -271,6 +277,14 @@ impl Ownership {
             }
         }
         Ok(())
+    }
+
+    pub fn gauges(&self) -> crate::metrics::ShardGauges {
+        crate::metrics::ShardGauges {
+            projects_held: self.holder.held().len(),
+            takeovers: self.takeovers.load(Ordering::Relaxed),
+            handoffs: self.handoffs.load(Ordering::Relaxed),
+        }
     }
 
     /// Stops renewing (server shutdown: the leases run out and other nodes take over).

@@ -10,7 +10,10 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -55,6 +58,9 @@ pub struct Proxy {
     owners: Mutex<HashMap<Key, (String, Instant)>>,
     /// Nodes that did not answer, by URL, and when.
     down: Mutex<HashMap<String, Instant>>,
+    forwarded: AtomicU64,
+    redirected: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Proxy {
@@ -70,6 +76,9 @@ impl Proxy {
             placement,
             owners: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
+            forwarded: AtomicU64::new(0),
+            redirected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         })
     }
 
@@ -103,6 +112,14 @@ impl Proxy {
         };
         self.remember(key, &url);
         Ok(url)
+    }
+
+    pub fn gauges(&self) -> crate::metrics::GatewayGauges {
+        crate::metrics::GatewayGauges {
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            redirected: self.redirected.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
     }
 
     fn is_down(&self, url: &str) -> bool {
@@ -191,7 +208,10 @@ pub async fn forward(
     })?;
     let mut url = proxy.owner_url(&key, false).await?;
     let mut last = String::new();
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            proxy.redirected.fetch_add(1, Ordering::Relaxed);
+        }
         match proxy.send(&url, &parts, peer, body.clone()).await {
             Ok(answer) if answer.status() == StatusCode::MISDIRECTED_REQUEST => {
                 // The node names the owner; without a name, ask the store.
@@ -210,6 +230,9 @@ pub async fn forward(
                 last = format!("{url} is not the owner");
             }
             Ok(answer) => {
+                if attempt == 0 {
+                    proxy.forwarded.fetch_add(1, Ordering::Relaxed);
+                }
                 let (mut head, incoming) = answer.into_parts();
                 head.headers.remove(header::CONNECTION);
                 head.headers.remove(header::TRANSFER_ENCODING);
@@ -222,6 +245,7 @@ pub async fn forward(
             }
         }
     }
+    proxy.failed.fetch_add(1, Ordering::Relaxed);
     Err(ApiError::unavailable(format!(
         "project {}'s shard node did not answer ({last}); retry",
         key.1

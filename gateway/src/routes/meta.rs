@@ -95,6 +95,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         known_projects: tenants.known_projects(),
         live: state.live().health(),
         backup: state.backup().map(|b| b.stats()),
+        shard: state.ownership().map(|o| o.gauges()),
+        gateway: state.proxy().map(|p| p.gauges()),
     });
     (
         [(
