@@ -20,6 +20,7 @@ use std::{
     time::Duration,
 };
 
+use futures_util::{StreamExt, stream};
 use parking_lot::Mutex;
 use tdsync_backup::BackupService;
 use tdsync_placement::{Acquired, Holder, NodeId, Placement};
@@ -32,8 +33,10 @@ type Key = (TenantId, ProjectId);
 /// How often a shard node tells the placement store it is alive (gateways send new projects
 /// only to nodes heard from within a few of these), and looks for work.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// Expired projects one node takes over per beat.
-const TAKEOVERS_PER_BEAT: i64 = 8;
+/// Expired projects one node looks at per round, and how many it restores at once (a dead
+/// node's thousand projects move in seconds, not minutes).
+const TAKEOVERS_PER_ROUND: i64 = 256;
+const TAKEOVERS_AT_ONCE: usize = 8;
 
 pub struct Ownership {
     node: NodeId,
@@ -266,17 +269,33 @@ impl Ownership {
         if draining {
             return Ok(());
         }
-        for lease in self
-            .placement
-            .expired(&self.node, TAKEOVERS_PER_BEAT)
-            .await?
-        {
-            let project = self.tenants.project(&lease.tenant, &lease.project);
-            if let Err(e) = self.ensure(&project).await {
-                tracing::debug!(project = %lease.project, error = %e.message, "takeover not done");
+        // Round after round while there is work: other nodes take their share meanwhile (each
+        // claim is atomic), so no project is taken twice.
+        loop {
+            let expired = self
+                .placement
+                .expired(&self.node, TAKEOVERS_PER_ROUND)
+                .await?;
+            let full = expired.len() as i64 == TAKEOVERS_PER_ROUND;
+            let taken = &std::sync::atomic::AtomicUsize::new(0);
+            stream::iter(expired)
+                .for_each_concurrent(TAKEOVERS_AT_ONCE, |lease| async move {
+                    let project = self.tenants.project(&lease.tenant, &lease.project);
+                    match self.ensure(&project).await {
+                        Ok(_) => {
+                            taken.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::debug!(project = %lease.project, error = %e.message, "takeover not done");
+                        }
+                    }
+                })
+                .await;
+            // Another round only while this one made progress (no spinning on failures).
+            if !full || taken.load(Ordering::Relaxed) == 0 {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     pub fn gauges(&self) -> crate::metrics::ShardGauges {
