@@ -145,58 +145,63 @@ impl Cluster {
         let pg = db.url().to_string();
         let bin = Path::new(env!("CARGO_BIN_EXE_tdsync"));
         let backup = format!("file://{}", dir.path().join("backup").display());
-        let mut started = Vec::new();
-        for n in 0..nodes {
-            let name = format!("node-{n}");
-            let mut node = ServeProcess::new(
+        // A `tdsync serve` process named `name` in the test's directory, started.
+        let serve = |name: &str, args: &[&str]| {
+            let mut process = ServeProcess::new(
                 bin,
-                &dir.path().join(&name),
+                &dir.path().join(name),
                 &dir.path().join(format!("{name}.log")),
             )
-            .with_serve_args(&[
-                "--control-plane",
-                &pg,
-                "--role",
-                "shard",
-                "--node-id",
-                &name,
-                "--redis",
-                &redis,
-                "--redis-prefix",
-                &format!("{test}:"),
-                "--backup-to",
-                &backup,
-                "--backup-interval",
-                "1",
-                "--durability",
-                "replicated",
-                "--lease-secs",
-                LEASE_SECS,
-                "--rate-limits",
-                "off",
-            ]);
-            node.start().unwrap_or_else(|e| panic!("{name}: {e}"));
-            started.push(node);
-        }
-        let mut fronts = Vec::new();
-        for g in 0..gateways {
-            let name = format!("gateway-{g}");
-            let mut gateway = ServeProcess::new(
-                bin,
-                &dir.path().join(&name),
-                &dir.path().join(format!("{name}.log")),
-            )
-            .with_serve_args(&[
-                "--control-plane",
-                &pg,
-                "--role",
-                "gateway",
-                "--rate-limits",
-                "off",
-            ]);
-            gateway.start().unwrap_or_else(|e| panic!("{name}: {e}"));
-            fronts.push(gateway);
-        }
+            .with_serve_args(args);
+            process.start().unwrap_or_else(|e| panic!("{name}: {e}"));
+            process
+        };
+        let prefix = format!("{test}:");
+        let started: Vec<ServeProcess> = (0..nodes)
+            .map(|n| {
+                let name = format!("node-{n}");
+                serve(
+                    &name,
+                    &[
+                        "--control-plane",
+                        &pg,
+                        "--role",
+                        "shard",
+                        "--node-id",
+                        &name,
+                        "--redis",
+                        &redis,
+                        "--redis-prefix",
+                        &prefix,
+                        "--backup-to",
+                        &backup,
+                        "--backup-interval",
+                        "1",
+                        "--durability",
+                        "replicated",
+                        "--lease-secs",
+                        LEASE_SECS,
+                        "--rate-limits",
+                        "off",
+                    ],
+                )
+            })
+            .collect();
+        let fronts: Vec<ServeProcess> = (0..gateways)
+            .map(|g| {
+                serve(
+                    &format!("gateway-{g}"),
+                    &[
+                        "--control-plane",
+                        &pg,
+                        "--role",
+                        "gateway",
+                        "--rate-limits",
+                        "off",
+                    ],
+                )
+            })
+            .collect();
         let admin = |args: &[&str]| {
             let mut full = vec!["--control-plane", pg.as_str()];
             full.extend(args);

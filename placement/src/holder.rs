@@ -38,6 +38,8 @@ pub enum Acquired {
 struct Held {
     lease: Lease,
     deadline: Instant,
+    /// When the claim that granted it was sent: a renewal sent before then cannot know it.
+    claimed: Instant,
 }
 
 type Key = (TenantId, ProjectId);
@@ -119,9 +121,14 @@ impl Holder {
             Claim::Granted(lease) => {
                 let epoch = lease.epoch;
                 let deadline = self.deadline(sent);
-                self.held
-                    .lock()
-                    .insert((tenant.clone(), project.clone()), Held { lease, deadline });
+                self.held.lock().insert(
+                    (tenant.clone(), project.clone()),
+                    Held {
+                        lease,
+                        deadline,
+                        claimed: sent,
+                    },
+                );
                 Ok(Acquired::Held {
                     epoch,
                     new: known != Some(epoch),
@@ -141,26 +148,7 @@ impl Holder {
         let sent = Instant::now();
         let kept = self.placement.renew_all(&self.node, self.lease).await?;
         let deadline = self.deadline(sent);
-        let mut kept: HashMap<Key, Lease> = kept
-            .into_iter()
-            .map(|l| ((l.tenant.clone(), l.project.clone()), l))
-            .collect();
-        let lost: Vec<Lease> = {
-            let mut held = self.held.lock();
-            let mut lost = Vec::new();
-            held.retain(|key, h| match kept.remove(key) {
-                Some(lease) if lease.epoch == h.lease.epoch => {
-                    h.lease = lease;
-                    h.deadline = deadline;
-                    true
-                }
-                _ => {
-                    lost.push(h.lease.clone());
-                    false
-                }
-            });
-            lost
-        };
+        let lost = settle(&mut self.held.lock(), kept, sent, deadline);
         for lease in &lost {
             tracing::warn!(tenant = %lease.tenant, project = %lease.project, epoch = lease.epoch, "lease lost");
             (self.on_lost)(lease);
@@ -192,5 +180,87 @@ impl Holder {
             Some(h) => self.placement.release(&h.lease).await,
             None => Ok(false),
         }
+    }
+}
+
+/// Applies a renewal sent at `sent` that kept `kept`: those get `deadline`; a lease the renewal
+/// did not keep is lost — unless it was claimed after the renewal was sent, which the renewal's
+/// statement could not see. Returns the lost ones.
+fn settle(
+    held: &mut HashMap<Key, Held>,
+    kept: Vec<Lease>,
+    sent: Instant,
+    deadline: Instant,
+) -> Vec<Lease> {
+    let mut kept: HashMap<Key, Lease> = kept
+        .into_iter()
+        .map(|l| ((l.tenant.clone(), l.project.clone()), l))
+        .collect();
+    let mut lost = Vec::new();
+    held.retain(|key, h| match kept.remove(key) {
+        Some(lease) if lease.epoch == h.lease.epoch => {
+            h.lease = lease;
+            h.deadline = deadline;
+            true
+        }
+        _ if h.claimed >= sent => true,
+        _ => {
+            lost.push(h.lease.clone());
+            false
+        }
+    });
+    lost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(project: &str, epoch: i64, claimed: Instant) -> (Key, Held) {
+        let (tenant, project) = (
+            TenantId::parse("acme").unwrap(),
+            ProjectId::parse(project).unwrap(),
+        );
+        let lease = Lease {
+            tenant: tenant.clone(),
+            project: project.clone(),
+            node: NodeId::parse("node-a").unwrap(),
+            epoch,
+            until: chrono::Utc::now(),
+        };
+        let h = Held {
+            lease,
+            deadline: claimed,
+            claimed,
+        };
+        ((tenant, project), h)
+    }
+
+    #[test]
+    fn a_renewal_judges_only_the_leases_it_could_see() {
+        let before = Instant::now();
+        let sent = before + Duration::from_millis(10);
+        let after = sent + Duration::from_millis(10);
+        let deadline = sent + Duration::from_secs(8);
+        let mut map: HashMap<Key, Held> = [
+            held("kept", 1, before),
+            held("lost", 1, before),
+            held("taken-over", 1, before),
+            held("claimed-meanwhile", 1, after),
+        ]
+        .into_iter()
+        .collect();
+        let mut still = map[&held("kept", 1, before).0].lease.clone();
+        still.until = chrono::Utc::now();
+        let mut newer = map[&held("taken-over", 1, before).0].lease.clone();
+        newer.epoch = 2;
+        let lost = settle(&mut map, vec![still, newer], sent, deadline);
+        let mut lost: Vec<&str> = lost.iter().map(|l| l.project.as_str()).collect();
+        lost.sort();
+        assert_eq!(lost, ["lost", "taken-over"]);
+        let mut left: Vec<&str> = map.keys().map(|k| k.1.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["claimed-meanwhile", "kept"]);
+        assert_eq!(map[&held("kept", 1, before).0].deadline, deadline);
     }
 }

@@ -148,3 +148,39 @@ async fn with_postgres_unreachable_the_writes_stop_by_themselves() {
     db.set_reachable(true).await;
     renewals.abort();
 }
+
+/// Claims made while renewals run are never taken for lost ones: a renewal only judges the
+/// leases that existed when it was sent.
+#[tokio::test]
+async fn claims_made_during_a_renewal_are_not_lost() {
+    let Some(db) = PostgresTestDb::create("holder_claims_during_renewal").await else {
+        return;
+    };
+    let p = Placement::connect(db.url()).await.unwrap();
+    let (a, lost) = holder(&p, "node-a");
+    let renewals = a.spawn_renewals(Duration::from_millis(5));
+    let tenant = TenantId::parse("acme").unwrap();
+    let claims = (0..200).map(|i| {
+        let (a, tenant) = (a.clone(), tenant.clone());
+        tokio::spawn(async move {
+            let project = ProjectId::parse(&format!("p{i}")).unwrap();
+            a.acquire(&tenant, &project).await.unwrap();
+            project
+        })
+    });
+    let projects: Vec<ProjectId> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    a.renew().await.unwrap();
+    renewals.abort();
+    assert!(
+        lost.lock().unwrap().is_empty(),
+        "{:?}",
+        lost.lock().unwrap()
+    );
+    for project in &projects {
+        assert_eq!(a.may_write(&tenant, project), Some(1), "{project}");
+    }
+}
