@@ -51,11 +51,37 @@ if [ -z "${TDSYNC_BIN:-}" ]; then
     TDSYNC_BIN=$root/target/release/tdsync
 fi
 
+# launch LOG ARGS…: `tdsync ARGS… --listen 127.0.0.1:PORT` on a free port, until it answers
+# /healthz (another port when the chosen one was taken meanwhile); sets LAUNCHED_PID and
+# LAUNCHED_URL.
+launch() {
+    local log=$1 port attempt
+    shift
+    for attempt in 1 2 3; do
+        port=$(services_free_port)
+        "$TDSYNC_BIN" "$@" --listen "127.0.0.1:$port" >"$log" 2>&1 &
+        LAUNCHED_PID=$!
+        LAUNCHED_URL="http://127.0.0.1:$port"
+        for _ in $(seq 1 100); do
+            kill -0 "$LAUNCHED_PID" 2>/dev/null || break
+            if curl -sf "$LAUNCHED_URL/healthz" >/dev/null; then
+                pids+=("$LAUNCHED_PID")
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$LAUNCHED_PID" 2>/dev/null || true
+        say "tdsync did not start on port $port (attempt $attempt): $(tail -n 1 "$log")"
+    done
+    echo "tdsync did not start; see $log" >&2
+    exit 1
+}
+
 setup=0
 # fresh_cluster NODES: a new control-plane database, NODES shard nodes and one gateway; sets
 # PG, GATEWAY, NODE_URLS, NODE_PIDS and TOKEN.
 fresh_cluster() {
-    local nodes=$1 dir port n
+    local nodes=$1 dir n
     setup=$((setup + 1))
     local db="bench_cluster_$setup"
     psql -q "$TDSYNC_TEST_POSTGRES_URL" -c "CREATE DATABASE $db" >/dev/null
@@ -65,30 +91,16 @@ fresh_cluster() {
     NODE_URLS=()
     NODE_PIDS=()
     for n in $(seq 0 $((nodes - 1))); do
-        port=$(services_free_port)
-        "$TDSYNC_BIN" --data-dir "$dir/node-$n" --control-plane "$PG" serve \
-            --listen "127.0.0.1:$port" --role shard --node-id "node-$n" \
+        launch "$dir/node-$n.log" --data-dir "$dir/node-$n" --control-plane "$PG" serve \
+            --role shard --node-id "node-$n" \
             --redis "$TDSYNC_TEST_REDIS_URL" --redis-prefix "bench$setup:" \
-            --backup-to "file://$dir/backup" --rate-limits off --log warn \
-            >"$dir/node-$n.log" 2>&1 &
-        pids+=($!)
-        NODE_PIDS+=($!)
-        NODE_URLS+=("http://127.0.0.1:$port")
+            --backup-to "file://$dir/backup" --rate-limits off --log warn
+        NODE_PIDS+=("$LAUNCHED_PID")
+        NODE_URLS+=("$LAUNCHED_URL")
     done
-    port=$(services_free_port)
-    "$TDSYNC_BIN" --data-dir "$dir/gateway" --control-plane "$PG" serve \
-        --listen "127.0.0.1:$port" --role gateway --rate-limits off --log warn \
-        >"$dir/gateway.log" 2>&1 &
-    pids+=($!)
-    GATEWAY="http://127.0.0.1:$port"
-    local url
-    for url in "${NODE_URLS[@]}" "$GATEWAY"; do
-        for _ in $(seq 1 100); do
-            curl -sf "$url/healthz" >/dev/null && break
-            sleep 0.1
-        done
-        curl -sf "$url/healthz" >/dev/null || { echo "$url did not start" >&2; exit 1; }
-    done
+    launch "$dir/gateway.log" --data-dir "$dir/gateway" --control-plane "$PG" serve \
+        --role gateway --rate-limits off --log warn
+    GATEWAY=$LAUNCHED_URL
     local tenant
     tenant=$("$TDSYNC_BIN" --control-plane "$PG" tenant create bench)
     TOKEN=$("$TDSYNC_BIN" --control-plane "$PG" token mint --tenant "$tenant" --scope write \
