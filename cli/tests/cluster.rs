@@ -138,9 +138,14 @@ impl Cluster {
 
     /// `nodes` shard nodes and `gateways` gateways.
     fn with_gateways(test: &str, nodes: usize, gateways: usize) -> Option<Cluster> {
+        let redis = tdsync_live_redis::testing::redis_url(test)?;
+        Cluster::on_redis(test, nodes, gateways, redis)
+    }
+
+    /// The same, sharing the Redis at `redis`.
+    fn on_redis(test: &str, nodes: usize, gateways: usize, redis: String) -> Option<Cluster> {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let db = runtime.block_on(PostgresTestDb::create(test))?;
-        let redis = tdsync_live_redis::testing::redis_url(test)?;
         let dir = tempfile::tempdir().unwrap();
         let pg = db.url().to_string();
         let bin = Path::new(env!("CARGO_BIN_EXE_tdsync"));
@@ -661,4 +666,42 @@ fn a_dead_nodes_projects_are_taken_over_without_traffic() {
     assert_eq!(seqs(&c.shard(1)).len(), 5);
     assert_eq!(metric(&c.url(1), "tdsync_shard_takeovers_total"), Some(1.0));
     assert_eq!(metric(&c.url(1), "tdsync_shard_projects_held"), Some(1.0));
+}
+
+/// Redis killed and restarted under a cluster: pushes through a gateway keep being acknowledged
+/// (the live layer serves from each process's state meanwhile), and every one of them is on the
+/// owner afterwards.
+#[test]
+fn redis_restarted_mid_run_fails_no_push() {
+    let Some(mut redis) = tdsync_live_redis::testing::RedisServer::start("cluster_redis") else {
+        return;
+    };
+    let Some(c) = Cluster::on_redis("cluster_redis", 2, 1, redis.url()) else {
+        return;
+    };
+    let mut acks = BTreeSet::new();
+    let mut n = 0;
+    let mut push_ok = |acks: &mut BTreeSet<i64>| {
+        let (status, _, body) = push(&c.gateway(0), &c.token, &c.project, "d", n, 3).unwrap();
+        n += 3;
+        assert_eq!(status, 200, "{body}");
+        acks.extend(acked(&body));
+    };
+    push_ok(&mut acks);
+    redis.kill();
+    for _ in 0..5 {
+        push_ok(&mut acks);
+    }
+    redis.restart();
+    for _ in 0..5 {
+        push_ok(&mut acks);
+    }
+    let owner: usize = c
+        .placed()
+        .unwrap()
+        .0
+        .trim_start_matches("node-")
+        .parse()
+        .unwrap();
+    assert_eq!(seqs(&c.shard(owner)), acks);
 }
