@@ -732,6 +732,20 @@ impl OwnS3 {
     }
 }
 
+impl OwnS3 {
+    /// A `tdsync serve` backing up to this server (`serve_args` name the bucket), with a
+    /// project and a write token: (server, tenant, project, token).
+    fn serve(&self, serve_args: &[&str]) -> (Server, String, String, String) {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let server = Server::start_with_env(serve_args, &env);
+        let tenant = server.tenant("acme");
+        let project = server.admin(&["project", "create", "--tenant", &tenant, "outage"]);
+        let token = server.mint(&tenant, "write", None, "devices").token;
+        (server, tenant, project, token)
+    }
+}
+
 impl Drop for OwnS3 {
     fn drop(&mut self) {
         self.down();
@@ -744,22 +758,16 @@ impl Drop for OwnS3 {
 #[test]
 fn an_unreachable_target_blocks_nothing_and_the_backlog_ships_when_it_returns() {
     let Some(mut s3) = OwnS3::start() else { return };
+    let (server, tenant, project, token) = s3.serve(&[
+        "--backup-to",
+        "s3://bucket/outage",
+        "--backup-interval",
+        "1",
+        "--backup-max-lag",
+        "1",
+    ]);
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start_with_env(
-        &[
-            "--backup-to",
-            "s3://bucket/outage",
-            "--backup-interval",
-            "1",
-            "--backup-max-lag",
-            "1",
-        ],
-        &env,
-    );
-    let tenant = server.tenant("acme");
-    let project = server.admin(&["project", "create", "--tenant", &tenant, "outage"]);
-    let token = server.mint(&tenant, "write", None, "devices").token;
     let push = |device: &str, from: usize| {
         let events: Vec<Value> = (from..from + 10).map(|i| event(device, i)).collect();
         let (status, _, body) = server.post(
@@ -817,22 +825,16 @@ fn an_unreachable_target_blocks_nothing_and_the_backlog_ships_when_it_returns() 
 #[test]
 fn replicated_with_the_target_down_refuses_to_acknowledge_and_the_retry_succeeds() {
     let Some(mut s3) = OwnS3::start() else { return };
+    let (server, _, project, token) = s3.serve(&[
+        "--backup-to",
+        "s3://bucket/replicated",
+        "--durability",
+        "replicated",
+        "--backup-interval",
+        "1",
+    ]);
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start_with_env(
-        &[
-            "--backup-to",
-            "s3://bucket/replicated",
-            "--durability",
-            "replicated",
-            "--backup-interval",
-            "1",
-        ],
-        &env,
-    );
-    let tenant = server.tenant("acme");
-    let project = server.admin(&["project", "create", "--tenant", &tenant, "outage"]);
-    let token = server.mint(&tenant, "write", None, "devices").token;
     let body = json!({"device_id": "d", "session_id": "s",
                       "events": (0..5).map(|i| event("d", i)).collect::<Vec<_>>()});
     let path = format!("/v1/projects/{project}/sync/push");
