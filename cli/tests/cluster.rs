@@ -627,6 +627,12 @@ fn move_and_drain_under_load_lose_nothing() {
     );
     let out = c.cluster(&["status"]);
     assert!(out.contains(other) && out.contains("yes"), "{out}");
+    // Served again (its takeover done) once a push through the gateway is acknowledged.
+    eventually(
+        "the project served after the drain",
+        Duration::from_secs(30),
+        || (push(&c.gateway(0), &c.token, &c.project, "last", 0, 1)?.0 == 200).then_some(()),
+    );
     stop.store(true, Ordering::Relaxed);
     let (acks, others) = pusher.join().unwrap();
     assert!(
@@ -638,10 +644,12 @@ fn move_and_drain_under_load_lose_nothing() {
     let on_owner = seqs(&c.shard(owner));
     let lost: Vec<_> = acks.difference(&on_owner).collect();
     assert!(lost.is_empty(), "acknowledged, not on the owner: {lost:?}");
-    let handoffs: f64 = (0..2)
-        .filter_map(|n| metric(&c.url(n), "tdsync_shard_handoffs_total"))
-        .sum();
-    assert_eq!(handoffs, 2.0);
+    eventually("both hand-overs counted", Duration::from_secs(10), || {
+        let handoffs: f64 = (0..2)
+            .filter_map(|n| metric(&c.url(n), "tdsync_shard_handoffs_total"))
+            .sum();
+        (handoffs == 2.0).then_some(())
+    });
     assert!(metric(&c.gateway(0), "tdsync_gateway_forwarded_total").unwrap() > 0.0);
 }
 
@@ -657,9 +665,11 @@ fn a_dead_nodes_projects_are_taken_over_without_traffic() {
     let (node, epoch, _) = c.placed().unwrap();
     assert_eq!(node, "node-0");
     c.nodes[0].kill();
+    // Claimed, then restored: the takeover counts once the project is served.
     let (node, new_epoch, _) = eventually("node-1 took it over", Duration::from_secs(30), || {
+        let taken = metric(&c.url(1), "tdsync_shard_takeovers_total")? >= 1.0;
         c.placed()
-            .filter(|(node, _, moving)| node == "node-1" && !moving)
+            .filter(|(node, _, moving)| taken && node == "node-1" && !moving)
     });
     assert_eq!(node, "node-1");
     assert!(new_epoch > epoch);
