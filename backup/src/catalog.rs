@@ -35,6 +35,30 @@ pub struct SnapshotRef {
     pub epoch: i64,
 }
 
+impl SegmentRef {
+    /// The object this names in `project`'s part of a target.
+    pub fn object(&self, project: &ProjectKey) -> Object {
+        Object::Segment {
+            project: project.clone(),
+            first: self.first,
+            last: self.last,
+            epoch: self.epoch,
+        }
+    }
+}
+
+impl SnapshotRef {
+    /// The object this names in `project`'s part of a target.
+    pub fn object(&self, project: &ProjectKey) -> Object {
+        Object::Snapshot {
+            project: project.clone(),
+            seq: self.seq,
+            unix_ms: self.unix_ms,
+            epoch: self.epoch,
+        }
+    }
+}
+
 /// An epoch marker's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpochStart {

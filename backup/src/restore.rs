@@ -180,12 +180,7 @@ pub(crate) async fn restore_project(
         .find(|s| s.seq <= seq_bound && time_bound.is_none_or(|t| s.unix_ms <= t));
     let mut reached = 0;
     if let Some(snap) = snapshot {
-        let object = Object::Snapshot {
-            project: key.clone(),
-            seq: snap.seq,
-            unix_ms: snap.unix_ms,
-            epoch: snap.epoch,
-        };
+        let object = snap.object(key);
         let name = object.key();
         let bytes = target.get(&name).await?;
         let project = project.clone();
@@ -216,12 +211,7 @@ pub(crate) async fn restore_project(
         if reached >= seq_bound {
             break;
         }
-        let object = Object::Segment {
-            project: key.clone(),
-            first: seg.first,
-            last: seg.last,
-            epoch: seg.epoch,
-        };
+        let object = seg.object(key);
         let bytes = target.get(&object.key()).await?;
         let events = segment::decode(&bytes, key, seg.first, seg.last)
             .map_err(|reason| BackupError::damaged(object.key(), reason))?;

@@ -175,12 +175,7 @@ pub async fn verify_backup(
         for link in cat.chain() {
             bar.inc(1);
             let seg = link.segment;
-            let object = Object::Segment {
-                project: key.clone(),
-                first: seg.first,
-                last: seg.last,
-                epoch: seg.epoch,
-            };
+            let object = seg.object(key);
             let name = object.key();
             if seg.first > reached + 1 {
                 report.error(
@@ -207,13 +202,7 @@ pub async fn verify_backup(
         }
         for seg in cat.fenced() {
             bar.inc(1);
-            let name = Object::Segment {
-                project: key.clone(),
-                first: seg.first,
-                last: seg.last,
-                epoch: seg.epoch,
-            }
-            .key();
+            let name = seg.object(key).key();
             report.warning(
                 &name,
                 format!(
@@ -226,12 +215,7 @@ pub async fn verify_backup(
         }
         for snap in &cat.snapshots {
             bar.inc(1);
-            let object = Object::Snapshot {
-                project: key.clone(),
-                seq: snap.seq,
-                unix_ms: snap.unix_ms,
-                epoch: snap.epoch,
-            };
+            let object = snap.object(key);
             if snap.seq > cat.trusted_up_to(snap.epoch) {
                 report.warning(
                     object.key(),
