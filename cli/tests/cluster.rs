@@ -3,7 +3,9 @@
 //! project (the other node answers 421 with the owner's URL); a node killed with SIGKILL under
 //! pushes loses no acknowledged event — another takes its project over from the backup once the
 //! lease runs out; a node paused (SIGSTOP) past its lease and resumed acknowledges nothing, and
-//! what it ships afterwards is fenced out of the backup.
+//! what it ships afterwards is fenced out of the backup. Gateways answer pulls at the head,
+//! statuses and event streams from Redis, follow moves as they are announced, and a gateway
+//! killed mid-request loses nothing.
 
 use std::{
     collections::BTreeSet,
@@ -95,6 +97,36 @@ fn metric(url: &str, series: &str) -> Option<f64> {
         .ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A GET's status and JSON body (None when nobody answered).
+fn get_json(url: &str, token: &str) -> Option<(u16, Value)> {
+    let mut r = agent()
+        .get(url)
+        .header("Authorization", format!("Bearer {token}"))
+        .call()
+        .ok()?;
+    let text = r.body_mut().read_to_string().ok()?;
+    Some((
+        r.status().as_u16(),
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// A route's request count in a process's `/metrics`, over every status.
+fn requests(url: &str, route: &str) -> f64 {
+    let text = agent()
+        .get(format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let prefix = format!("tdsync_http_requests_total{{route=\"{route}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn acked(answer: &Value) -> Vec<i64> {
@@ -201,6 +233,10 @@ impl Cluster {
                         &pg,
                         "--role",
                         "gateway",
+                        "--redis",
+                        &redis,
+                        "--redis-prefix",
+                        &prefix,
                         "--rate-limits",
                         "off",
                     ],
@@ -714,4 +750,244 @@ fn redis_restarted_mid_run_fails_no_push() {
         .parse()
         .unwrap();
     assert_eq!(seqs(&c.shard(owner)), acks);
+}
+
+/// A gateway with Redis answers a status and a pull at the head from the head the owner shares
+/// (the owner is not asked), refuses a bad `limit` there as the owner would, forwards a pull
+/// behind the head, holds a long poll at the head until a push on the owner wakes it, and
+/// serves an event stream that sees pushes and replays what a reconnecting client missed.
+#[test]
+fn a_gateway_answers_the_head_from_redis_and_wakes_long_polls_and_streams() {
+    let Some(c) = Cluster::with_gateways("cluster_gateway_heads", 1, 1) else {
+        return;
+    };
+    let (g, node) = (c.gateway(0), c.url(0));
+    let project_url = |base: &str, rest: &str| format!("{base}/v1/projects/{}/{rest}", c.project);
+    let (status, _, body) = push(&g, &c.token, &c.project, "d", 0, 5).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let head = *acked(&body).iter().max().unwrap();
+    const PULL: &str = "/v1/projects/{id}/sync/pull";
+    const STATUS: &str = "/v1/projects/{id}/sync/status";
+
+    // The owner's status, then the gateway's: the same, and the gateway asked no one (once
+    // the owner's heartbeat says its head can be trusted).
+    let (_, on_node) = get_json(&project_url(&node, "sync/status"), &c.token).unwrap();
+    let asked = requests(&node, STATUS);
+    eventually(
+        "the gateway answers a status",
+        Duration::from_secs(10),
+        || {
+            let (code, on_gateway) = get_json(&project_url(&g, "sync/status"), &c.token)?;
+            assert_eq!((code, &on_gateway), (200, &on_node));
+            (metric(&g, "tdsync_gateway_answered_total")? >= 1.0).then_some(())
+        },
+    );
+    let forwarded_statuses = requests(&node, STATUS) - asked;
+    let pulls = requests(&node, PULL);
+    let (code, page) = get_json(
+        &project_url(&g, &format!("sync/pull?after_server_seq={head}")),
+        &c.token,
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(
+        page,
+        json!({"events": [], "last_server_seq": head, "has_more": false})
+    );
+    let (code, refused) = get_json(
+        &project_url(&g, &format!("sync/pull?after_server_seq={head}&limit=0")),
+        &c.token,
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{refused}");
+    assert!(refused.to_string().contains("limit"), "{refused}");
+    assert_eq!(
+        requests(&node, PULL),
+        pulls,
+        "pulls at the head stay on the gateway"
+    );
+    assert_eq!(
+        requests(&node, STATUS) - asked,
+        forwarded_statuses,
+        "statuses stay on the gateway"
+    );
+    // Behind the head: the owner's log.
+    let (_, behind) = get_json(&project_url(&g, "sync/pull?after_server_seq=0"), &c.token).unwrap();
+    assert_eq!(behind["events"].as_array().unwrap().len(), 5);
+    assert_eq!(requests(&node, PULL), pulls + 1.0);
+
+    // A long poll at the head on the gateway, woken by a push straight to the owner.
+    let stream = tdsync_client::events::EventStream::open(&g, &c.project, &c.token, None).unwrap();
+    let waiting = {
+        let url = project_url(&g, &format!("sync/pull?after_server_seq={head}&wait=20"));
+        let token = c.token.clone();
+        std::thread::spawn(move || (get_json(&url, &token), Instant::now()))
+    };
+    eventually(
+        "the stream and the long poll wait on the gateway",
+        Duration::from_secs(10),
+        || (metric(&g, "tdsync_live_subscribers")? >= 2.0).then_some(()),
+    );
+    let (status, _, body) = push(&node, &c.token, &c.project, "e", 0, 2).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let pushed = Instant::now();
+    let new_head = *acked(&body).iter().max().unwrap();
+    let (answer, returned) = waiting.join().unwrap();
+    let (code, page) = answer.unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 2, "{page}");
+    let late = returned.saturating_duration_since(pushed);
+    assert!(
+        late < Duration::from_secs(2),
+        "woken {late:?} after the push"
+    );
+    // The stream saw the push; a client reconnecting with the old head is sent what it missed.
+    let change = std::iter::from_fn(|| stream.next(Duration::from_secs(10)))
+        .find(|e| e.event == "change")
+        .expect("a change event on the gateway's stream");
+    assert_eq!(change.json()["head"], new_head);
+    let again =
+        tdsync_client::events::EventStream::open(&g, &c.project, &c.token, Some(&head.to_string()))
+            .unwrap();
+    let first = again.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(first.event, "refresh");
+    let replayed = again.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(replayed.event, "change");
+    assert_eq!(replayed.json()["head"], new_head);
+    assert_eq!(replayed.json()["touched"].as_array().unwrap().len(), 2);
+}
+
+/// `tdsync cluster move`: the nodes announce the move through Redis, so a gateway that had the
+/// old owner cached sends the next push straight to the new one (no 421, no second send).
+#[test]
+fn a_move_is_announced_so_gateways_go_straight_to_the_new_owner() {
+    let Some(c) = Cluster::with_gateways("cluster_move_announced", 2, 1) else {
+        return;
+    };
+    let g = c.gateway(0);
+    let (status, _, body) = push(&g, &c.token, &c.project, "d", 0, 3).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (first, epoch, _) = c.placed().unwrap();
+    let other = if first == "node-0" {
+        "node-1"
+    } else {
+        "node-0"
+    };
+    c.cluster(&["move", &c.project, other]);
+    eventually(
+        "the project moved and is served",
+        Duration::from_secs(30),
+        || {
+            c.placed()
+                .filter(|(node, e, moving)| node == other && *e > epoch && !moving)?;
+            let taken = (0..2).filter_map(|n| metric(&c.url(n), "tdsync_shard_takeovers_total"));
+            (taken.sum::<f64>() >= 1.0).then_some(())
+        },
+    );
+    // Well within the gateway's 5 s owner cache: only the announcement can have cleared it.
+    let redirected = metric(&g, "tdsync_gateway_redirected_total").unwrap();
+    let (status, _, body) = push(&g, &c.token, &c.project, "d", 3, 1).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        metric(&g, "tdsync_gateway_redirected_total").unwrap(),
+        redirected,
+        "the push went to the new owner at the first send"
+    );
+    let new: usize = other.trim_start_matches("node-").parse().unwrap();
+    assert_eq!(seqs(&c.shard(new)).len(), 4);
+}
+
+/// Established connections to `port` on loopback with request bytes the server has not read
+/// yet (from /proc/net/tcp: the kernel holds them while the server is stopped).
+fn unread_requests_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(queues)) =
+                (fields.get(1), fields.get(3), fields.get(4))
+            else {
+                return false;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            let unread = queues
+                .split(':')
+                .nth(1)
+                .and_then(|q| usize::from_str_radix(q, 16).ok())
+                .unwrap_or(0);
+            local_port == Some(port) && *state == "01" && unread > 0
+        })
+        .count()
+}
+
+/// A gateway killed (SIGKILL) while a push it forwarded waits at the owner and a client's
+/// event stream runs through it: the client gets a broken connection, retries the push through
+/// the other gateway and is answered for every event (once: logged exactly once), and its
+/// stream, reopened on the other gateway with the last id it saw, is sent what it missed.
+#[test]
+fn a_gateway_killed_mid_request_loses_nothing() {
+    let Some(mut c) = Cluster::with_gateways("cluster_gateway_killed", 1, 2) else {
+        return;
+    };
+    let (status, _, body) = push(&c.gateway(0), &c.token, &c.project, "d", 0, 2).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let seen = *acked(&body).iter().max().unwrap();
+    let stream =
+        tdsync_client::events::EventStream::open(&c.gateway(0), &c.project, &c.token, None)
+            .unwrap();
+    // The owner paused: the forwarded push is held in its socket, unanswered.
+    c.signal(0, "-STOP");
+    let in_flight = {
+        let (g, token, project) = (c.gateway(0), c.token.clone(), c.project.clone());
+        std::thread::spawn(move || push(&g, &token, &project, "d", 2, 50))
+    };
+    let port: u16 = c.url(0).rsplit(':').next().unwrap().parse().unwrap();
+    eventually(
+        "the push waits at the paused owner",
+        Duration::from_secs(10),
+        || (unread_requests_to(port) > 0).then_some(()),
+    );
+    c.gateways[0].kill();
+    let answer = in_flight.join().unwrap();
+    assert!(
+        answer.is_none(),
+        "the client saw the gateway die: {answer:?}"
+    );
+    drop(stream);
+    c.signal(0, "-CONT");
+    // td's retry, through the other gateway: every event answered, whether the first send was
+    // logged (duplicates with their seqs) or not (accepted now).
+    let (status, _, body) = eventually("the retry is answered", Duration::from_secs(30), || {
+        push(&c.gateway(1), &c.token, &c.project, "d", 2, 50).filter(|(s, _, _)| *s == 200)
+    });
+    let answered = acked(&body).len()
+        + body["rejected"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["server_seq"].as_i64().is_some())
+            .count();
+    assert_eq!(answered, 50, "{status}: {body}");
+    let logged = seqs(&c.shard(0));
+    assert_eq!(logged.len(), 52, "every event logged once");
+    // The stream reopened on the other gateway from the last id seen: refresh, then the push.
+    let again = tdsync_client::events::EventStream::open(
+        &c.gateway(1),
+        &c.project,
+        &c.token,
+        Some(&seen.to_string()),
+    )
+    .unwrap();
+    assert_eq!(
+        again.next(Duration::from_secs(10)).unwrap().event,
+        "refresh"
+    );
+    let missed = again.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(missed.event, "change");
+    assert_eq!(missed.json()["touched"].as_array().unwrap().len(), 50);
 }

@@ -240,6 +240,9 @@ pub struct ShardGauges {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GatewayGauges {
+    /// Pulls at the head, their long-poll waits and statuses answered from the shared heads,
+    /// and event streams served from the shared wake-ups, with no shard node asked.
+    pub answered: u64,
     /// Requests answered by a shard node at the first send.
     pub forwarded: u64,
     /// Sends again to another node (a 421, or a node that did not answer).
@@ -269,6 +272,12 @@ fn render_cluster(out: &mut String, shard: Option<ShardGauges>, gateway: Option<
         );
     }
     if let Some(g) = gateway {
+        counter(
+            out,
+            "tdsync_gateway_answered_total",
+            "Pulls at the head, statuses and event streams this gateway answered from the heads and wake-ups shared through Redis, without a shard node.",
+            g.answered,
+        );
         counter(
             out,
             "tdsync_gateway_forwarded_total",
@@ -387,6 +396,7 @@ mod tests {
                 handoffs: 1,
             }),
             gateway: Some(GatewayGauges {
+                answered: 9,
                 forwarded: 40,
                 redirected: 2,
                 failed: 1,
@@ -411,6 +421,7 @@ mod tests {
         assert!(text.contains("tdsync_backup_lag_seconds 1.500"));
         assert!(text.contains("tdsync_shard_projects_held 3"));
         assert!(text.contains("tdsync_shard_takeovers_total 2"));
+        assert!(text.contains("tdsync_gateway_answered_total 9"));
         assert!(text.contains("tdsync_gateway_redirected_total 2"));
         assert!(text.contains("tdsync_gateway_failed_total 1"));
     }

@@ -6,6 +6,9 @@
 //! lease is still trusted after it committed ([`Ownership::still_owner`]), so a node that lost
 //! its lease — paused past it, cut off from Postgres — acknowledges nothing.
 //!
+//! A takeover and a hand-over are announced through the live layer (Redis), with the head the
+//! node now serves, so gateways forget where the project was at once.
+//!
 //! Every second the node also beats (`HEARTBEAT`), hands over what it is asked to (a drain:
 //! everything; `tdsync cluster move`: one project) — it stops acknowledging the project, ships
 //! it to its head and releases its lease — and, unless draining, takes over projects whose
@@ -23,6 +26,7 @@ use std::{
 use futures_util::{StreamExt, stream};
 use parking_lot::Mutex;
 use tdsync_backup::BackupService;
+use tdsync_live::{Live, ProjectKey};
 use tdsync_placement::{Acquired, Holder, NodeId, Placement};
 use tdsync_tenants::{Project, ProjectId, ShardFile, TenantId, Tenants};
 
@@ -44,6 +48,7 @@ pub struct Ownership {
     placement: Placement,
     backup: Arc<BackupService>,
     tenants: Tenants,
+    live: Arc<Live>,
     /// The lease epoch each project's local copy is current for.
     ready: Mutex<HashMap<Key, i64>>,
     /// Projects being handed over: not acknowledged, not served.
@@ -66,6 +71,7 @@ impl Ownership {
         lease: Duration,
         backup: Arc<BackupService>,
         tenants: Tenants,
+        live: Arc<Live>,
     ) -> anyhow::Result<Arc<Ownership>> {
         placement.register(&node, url).await?;
         let holder = Arc::new(Holder::new(
@@ -85,6 +91,7 @@ impl Ownership {
             placement,
             backup,
             tenants,
+            live,
             ready: Mutex::new(HashMap::new()),
             leaving: Mutex::new(HashSet::new()),
             draining: AtomicBool::new(false),
@@ -146,7 +153,15 @@ impl Ownership {
                     })?;
                     tracing::info!(tenant = %key.0, project = %key.1, epoch, head, "project taken over");
                     self.takeovers.fetch_add(1, Ordering::Relaxed);
-                    self.ready.lock().insert(key, epoch);
+                    self.ready.lock().insert(key.clone(), epoch);
+                    let status = {
+                        let project = project.clone();
+                        crate::state::blocking(move || project.status()).await.ok()
+                    };
+                    let head = status.map(|status| tdsync_live::Head { epoch, status });
+                    self.live
+                        .announce_move(&ProjectKey::new(&key.0, &key.1), head)
+                        .await;
                 }
                 Ok(epoch)
             }
@@ -222,6 +237,9 @@ impl Ownership {
             Ok(head) => {
                 tracing::info!(tenant = %key.0, project = %key.1, head, "project handed over");
                 self.handoffs.fetch_add(1, Ordering::Relaxed);
+                self.live
+                    .announce_move(&ProjectKey::new(&key.0, &key.1), None)
+                    .await;
                 Ok(())
             }
             Err(e) => {
@@ -296,6 +314,18 @@ impl Ownership {
                 return Ok(());
             }
         }
+    }
+
+    /// The projects this node serves now, with their lease epochs.
+    pub fn served(&self) -> Vec<(Key, i64)> {
+        let ready = self.ready.lock().clone();
+        let leaving = self.leaving.lock().clone();
+        ready
+            .into_iter()
+            .filter(|(key, epoch)| {
+                !leaving.contains(key) && self.holder.may_write(&key.0, &key.1) == Some(*epoch)
+            })
+            .collect()
     }
 
     pub fn gauges(&self) -> crate::metrics::ShardGauges {

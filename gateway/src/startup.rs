@@ -84,8 +84,21 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         let placement = tdsync_placement::Placement::connect(postgres)
             .await
             .context("connecting the placement store (the Postgres control plane)")?;
+        if settings.redis.is_none() {
+            tracing::warn!(
+                "gateway without --redis: every pull, status and event stream goes to a shard \
+                 node (give --redis to answer those at the head here)"
+            );
+        }
         tracing::info!("gateway: forwarding every project's sync to its shard node");
-        return Ok(state.with_proxy(crate::proxy::Proxy::new(placement)));
+        let proxy = crate::proxy::Proxy::new(placement);
+        let moved = Arc::downgrade(&proxy);
+        state.live().on_move(Box::new(move |key| {
+            if let Some(proxy) = moved.upgrade() {
+                proxy.forget(key);
+            }
+        }));
+        return Ok(state.with_proxy(proxy));
     }
     if settings.shard.is_some() {
         // Said at start, each with what to do: a shard node without them would lose projects.
@@ -112,6 +125,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         .transpose()?;
     recover_damaged_shards(&tenants, target.clone(), state.metrics().recoveries());
     let (Some(backup), Some(target)) = (&settings.backup, target) else {
+        serve_heads(&state);
         return Ok(state);
     };
     let (control_plane, postgres) = match url {
@@ -132,6 +146,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         settings.durability == Durability::Replicated,
     );
     let (Some(shard), Some(postgres)) = (&settings.shard, postgres) else {
+        serve_heads(&state);
         return Ok(state);
     };
     let node = tdsync_placement::NodeId::parse(&shard.node_id)
@@ -154,9 +169,38 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         shard.lease,
         service,
         tenants,
+        state.live().clone(),
     )
     .await?;
-    Ok(state.with_ownership(ownership))
+    let state = state.with_ownership(ownership);
+    serve_heads(&state);
+    Ok(state)
+}
+
+/// The heads this process writes to the shared live state (for gateways to answer from): a
+/// shard node's are the projects it holds, under their lease epochs; a single node's are every
+/// project it knows.
+fn serve_heads(state: &AppState) {
+    let tenants = state.tenants().clone();
+    let ownership = state.ownership().map(Arc::downgrade);
+    state.live().serve_heads(Arc::new(move || {
+        let served = match &ownership {
+            Some(ownership) => ownership.upgrade().map(|o| o.served()).unwrap_or_default(),
+            None => tenants
+                .heads()
+                .into_iter()
+                .map(|(tenant, project, _)| ((tenant, project), 0))
+                .collect(),
+        };
+        served
+            .into_iter()
+            .filter_map(|((tenant, id), epoch)| {
+                let project = tenants.project(&tenant, &id);
+                let head = routes::live::head(&project, Some(epoch))?;
+                Some((tdsync_live::ProjectKey::new(&tenant, &id), head))
+            })
+            .collect()
+    }));
 }
 
 /// A project whose shard is found damaged is out of service (503) from that moment; its

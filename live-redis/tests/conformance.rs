@@ -1,5 +1,7 @@
 //! The Redis backend against a real redis-server: what `SharedState` promises, across two
-//! backends (two processes' worth) on one Redis, and through an outage.
+//! backends (two processes' worth) on one Redis, and through an outage: changes and moves
+//! reach the other processes, heads follow their epoch rule and are read only while their
+//! writer is heard from, and a Redis that lost them gets them back.
 //!
 //! The shared tests use `TDSYNC_TEST_REDIS_URL` (each with a key prefix of its own); the outage
 //! test kills and restarts a redis-server of its own. Without Redis they skip loudly, or fail
@@ -11,12 +13,15 @@ use std::{
 };
 
 use chrono::{TimeDelta, Utc};
-use tdsync_live::{Change, ChangeKind, Cursor, Deliver, Live, ProjectKey, SharedState};
+use tdsync_live::{Change, ChangeKind, Cursor, Head, Inbox, Live, Notice, ProjectKey, SharedState};
 use tdsync_live_redis::{
     RedisConfig, RedisShared,
     testing::{RedisServer, redis_url, subscribers, unique_prefix},
 };
-use tdsync_protocol::ids::{ProjectId, TenantId};
+use tdsync_protocol::{
+    ids::{ProjectId, TenantId},
+    wire::SyncStatus,
+};
 use tokio::sync::mpsc;
 
 fn backend(url: &str, prefix: &str) -> Arc<RedisShared> {
@@ -42,14 +47,40 @@ fn change(head: i64) -> Change {
     }
 }
 
-/// A listener that forwards what it is delivered to a channel.
-fn collect(shared: &RedisShared) -> mpsc::UnboundedReceiver<(ProjectKey, Change)> {
+fn head(epoch: i64, seq: i64) -> Head {
+    Head {
+        epoch,
+        status: SyncStatus {
+            event_count: seq,
+            last_server_seq: seq,
+            last_event_time: Some(format!("2026-12-05T10:00:{seq:02}Z")),
+        },
+    }
+}
+
+/// An inbox that forwards what it is delivered to a channel.
+struct Collect(mpsc::UnboundedSender<(ProjectKey, Notice)>);
+
+impl Inbox for Collect {
+    fn deliver(&self, key: ProjectKey, notice: Notice) {
+        let _ = self.0.send((key, notice));
+    }
+    fn resumed(&self) {}
+}
+
+fn collect(shared: &RedisShared) -> mpsc::UnboundedReceiver<(ProjectKey, Notice)> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let deliver: Deliver = Arc::new(move |key, change| {
-        let _ = tx.send((key, change));
-    });
-    shared.listen(deliver);
+    shared.listen(Arc::new(Collect(tx)));
     rx
+}
+
+/// Polls `f` until it is true, for at most `within`.
+async fn until(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f().await {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Waits (polling, with a deadline) until `n` connections listen on the backends' channel.
@@ -81,19 +112,26 @@ async fn a_change_reaches_the_other_process_and_not_its_publisher_and_heads_only
     let mut heard_by_b = collect(&b);
     until_listening(&url, &prefix, 2).await;
 
-    let seven = change(7);
-    a.publish(&key("p_web"), &seven).await.unwrap();
+    let seven = Notice::Change(change(7));
+    a.publish(&key("p_web"), Some(&head(1, 7)), &seven)
+        .await
+        .unwrap();
     let heard = tokio::time::timeout(Duration::from_secs(5), heard_by_b.recv())
         .await
         .expect("b hears a's change within 5 s");
     assert_eq!(heard, Some((key("p_web"), seven)));
     // An older head published late (a slower process) never lowers the recorded one.
-    b.publish(&key("p_web"), &change(3)).await.unwrap();
+    b.publish(&key("p_web"), Some(&head(1, 3)), &Notice::Change(change(3)))
+        .await
+        .unwrap();
     let (_, heard) = tokio::time::timeout(Duration::from_secs(5), heard_by_a.recv())
         .await
         .expect("a hears b's change within 5 s")
         .unwrap();
-    assert_eq!(heard.head, 3);
+    assert!(
+        matches!(&heard, Notice::Change(c) if c.head == 3),
+        "{heard:?}"
+    );
     assert!(
         heard_by_a.try_recv().is_err(),
         "a never hears its own change"
@@ -102,13 +140,89 @@ async fn a_change_reaches_the_other_process_and_not_its_publisher_and_heads_only
         heard_by_b.try_recv().is_err(),
         "b never hears its own change"
     );
-    let head = redis_get(
-        &url,
-        redis::cmd("HGET")
-            .arg(format!("{prefix}heads"))
-            .arg("t_acme/p_web"),
+    // Read only while its writer is heard from: a has not beaten yet.
+    assert_eq!(b.head(&key("p_web")).await.unwrap(), None);
+    assert!(!a.heartbeat().await.unwrap(), "a's first heartbeat");
+    assert!(
+        a.heartbeat().await.unwrap(),
+        "a is heard from without a break"
     );
-    assert_eq!(head, redis::Value::BulkString(b"7".to_vec()));
+    assert_eq!(b.head(&key("p_web")).await.unwrap(), Some(head(1, 7)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_epoch_wins_a_quiet_writers_head_is_not_read_and_moves_are_heard() {
+    let Some(url) = redis_url("a_newer_epoch_wins") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let (a, b) = (backend(&url, &prefix), backend(&url, &prefix));
+    let mut heard_by_a = collect(&a);
+    until_listening(&url, &prefix, 1).await;
+    a.heartbeat().await.unwrap();
+    a.record_heads(&[(key("p_web"), head(1, 9)), (key("p_api"), head(1, 2))])
+        .await
+        .unwrap();
+    assert_eq!(b.head(&key("p_api")).await.unwrap(), Some(head(1, 2)));
+    // b took p_web over (epoch 2) and restored fewer events than a had logged: its head wins.
+    b.heartbeat().await.unwrap();
+    b.publish(&key("p_web"), Some(&head(2, 6)), &Notice::Moved)
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), heard_by_a.recv())
+        .await
+        .expect("a hears of the move within 5 s");
+    assert_eq!(heard, Some((key("p_web"), Notice::Moved)));
+    assert_eq!(a.head(&key("p_web")).await.unwrap(), Some(head(2, 6)));
+    // The fenced owner's late write does not replace it.
+    a.record_heads(&[(key("p_web"), head(1, 12))])
+        .await
+        .unwrap();
+    assert_eq!(a.head(&key("p_web")).await.unwrap(), Some(head(2, 6)));
+    // b goes quiet: once its heartbeat runs out, its head is not read (it may be behind).
+    until(
+        "b's head unread once b is quiet",
+        Duration::from_secs(10),
+        async || a.head(&key("p_web")).await.unwrap().is_none(),
+    )
+    .await;
+    assert!(!b.heartbeat().await.unwrap(), "b's beat came after a break");
+    assert_eq!(a.head(&key("p_web")).await.unwrap(), Some(head(2, 6)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_the_heads_gets_them_back_from_the_process_serving_them() {
+    let Some(url) = redis_url("a_redis_that_lost_the_heads") else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let serving = Live::with_shared(backend(&url, &prefix));
+    let gateway = Live::with_shared(backend(&url, &prefix));
+    let heads = Arc::new(parking_lot::Mutex::new(vec![(key("p_web"), head(0, 4))]));
+    let source = heads.clone();
+    serving.serve_heads(Arc::new(move || source.lock().clone()));
+    serving.sync_once().await;
+    let status = |seq: i64| Some(head(0, seq).status);
+    assert_eq!(gateway.head(&key("p_web")).await, status(4));
+    // Redis loses everything (a restart without persistence, a flush).
+    let redis::Value::Array(keys) = redis_get(&url, redis::cmd("KEYS").arg(format!("{prefix}*")))
+    else {
+        panic!("KEYS answers an array");
+    };
+    for k in keys {
+        let redis::Value::BulkString(k) = k else {
+            panic!("a key name");
+        };
+        redis_get(&url, redis::cmd("DEL").arg(k));
+    }
+    assert_eq!(gateway.head(&key("p_web")).await, None);
+    heads.lock()[0].1 = head(0, 5);
+    serving.sync_once().await;
+    assert_eq!(
+        gateway.head(&key("p_web")).await,
+        status(5),
+        "written back at the first heartbeat that found the process unknown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +316,7 @@ async fn two_live_layers_on_one_redis_wake_each_others_subscribers() {
     until_listening(&url, &prefix, 2).await;
     let mut on_b = b.subscribe(&key("p_web"));
     let mut on_a = a.subscribe(&key("p_web"));
-    a.publish(&key("p_web"), change(12)).await;
+    a.publish(&key("p_web"), None, change(12)).await;
     assert_eq!(on_a.recv().await.unwrap().head, 12, "a's own subscriber");
     let deadline = Instant::now() + Duration::from_secs(5);
     assert!(
@@ -223,6 +337,7 @@ async fn a_dead_redis_fails_calls_fast_and_everything_resumes_when_it_returns() 
     let a = backend(&url, &prefix);
     let b = Arc::new(Live::with_shared(backend(&url, &prefix)));
     until_listening(&url, &prefix, 1).await;
+    let mut before_the_outage = b.subscribe(&key("p_web"));
     let live_a = Live::with_shared(a.clone());
     until_listening(&url, &prefix, 2).await;
     live_a.sync_once().await;
@@ -231,7 +346,9 @@ async fn a_dead_redis_fails_calls_fast_and_everything_resumes_when_it_returns() 
     server.kill();
     for _ in 0..3 {
         let started = Instant::now();
-        let failed = a.publish(&key("p_web"), &change(1)).await;
+        let failed = a
+            .publish(&key("p_web"), None, &Notice::Change(change(1)))
+            .await;
         assert!(failed.is_err(), "a publish to a dead Redis fails");
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -263,10 +380,16 @@ async fn a_dead_redis_fails_calls_fast_and_everything_resumes_when_it_returns() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The listeners came back by themselves: a change from a reaches b's subscriber again.
+    // The listeners came back by themselves. b's subscriber from before may have missed
+    // changes: it is told so (an SSE stream sends `refresh`).
     until_listening(&url, &prefix, 2).await;
+    let told = tokio::time::timeout(Duration::from_secs(5), before_the_outage.recv())
+        .await
+        .expect("b's old subscriber is told within 5 s")
+        .unwrap();
+    assert_eq!(told.kind, ChangeKind::Missed);
     let mut on_b = b.subscribe(&key("p_web"));
-    live_a.publish(&key("p_web"), change(20)).await;
+    live_a.publish(&key("p_web"), None, change(20)).await;
     assert!(
         Live::wait_past(&mut on_b, 19, Instant::now() + Duration::from_secs(5)).await,
         "b hears a after the restart"

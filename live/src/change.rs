@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tdsync_protocol::ids::{ProjectId, TenantId};
+use tdsync_protocol::{
+    ids::{ProjectId, TenantId},
+    wire::SyncStatus,
+};
 
 /// A project, as the live layer names it (tenant and project ids, checked).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -42,6 +45,9 @@ pub enum ChangeKind {
     Push,
     /// A conflict's clobbered version written back.
     Restore,
+    /// Changes may have been missed (the shared backend's delivery broke and resumed): what
+    /// a subscriber knows may be behind, so it should pull (an SSE stream sends `refresh`).
+    Missed,
 }
 
 /// One entity a change touched.
@@ -53,7 +59,8 @@ pub struct Touched {
     pub action: String,
 }
 
-/// One committed change to a project: its new head and what it touched.
+/// One committed change to a project: its new head and what it touched (or, of kind
+/// [`ChangeKind::Missed`], word that changes may have been missed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub kind: ChangeKind,
@@ -63,6 +70,17 @@ pub struct Change {
     pub first: i64,
     pub touched: Vec<Touched>,
     pub at: DateTime<Utc>,
+}
+
+/// A project's head as a shared backend keeps it for every process: what its status answers,
+/// so a gateway can answer a status or a pull at the head without the shard node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The lease epoch of the node that wrote it (0 outside a cluster). A head of a newer epoch
+    /// replaces an older one whatever its seq (a takeover may restore fewer events than a fenced
+    /// owner logged); within an epoch only a higher seq replaces one.
+    pub epoch: i64,
+    pub status: SyncStatus,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 
-use crate::change::{Change, ProjectKey};
+use crate::change::{Change, ChangeKind, ProjectKey};
 
 /// Changes a subscriber may have unread before it is told it lagged.
 pub const SLOTS: usize = 16;
@@ -48,6 +48,20 @@ impl Hubs {
         sent
     }
 
+    /// Tells every subscriber that changes may have been missed ([`ChangeKind::Missed`]).
+    pub fn missed_all(&self) {
+        let missed = Arc::new(Change {
+            kind: ChangeKind::Missed,
+            head: 0,
+            first: 0,
+            touched: Vec::new(),
+            at: chrono::Utc::now(),
+        });
+        for tx in self.hubs.read().values() {
+            let _ = tx.send(missed.clone());
+        }
+    }
+
     /// Subscribers in this process, over every project.
     pub fn subscribers(&self) -> usize {
         self.hubs
@@ -61,7 +75,6 @@ impl Hubs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::change::ChangeKind;
     use tdsync_protocol::ids::{ProjectId, TenantId};
 
     fn key(p: &str) -> ProjectKey {

@@ -3,7 +3,9 @@
 //!
 //! - [`Change`]s are published after a push or a restore commits, fanned out to every
 //!   subscriber of the project in this process (SSE streams, long-polls: [`hub`]) and, with a
-//!   shared backend, to every other process ([`shared`]).
+//!   shared backend, to every other process ([`shared`]), with the project's [`Head`] — so a
+//!   process that holds no shard (a cluster's gateway) can answer a status or a pull at the
+//!   head, and is told when a project moves to another node.
 //! - [`poll::advice`] turns a project's recent activity into the poll interval clients are told.
 //! - [`cursors`]: each device's last pulled (or pushed) seq and when it was seen.
 //! - [`limits`]: rate-limit counters per token or client address.
@@ -24,8 +26,8 @@ pub mod shared;
 
 mod live;
 
-pub use change::{Change, ChangeKind, ProjectKey, Touched};
+pub use change::{Change, ChangeKind, Head, ProjectKey, Touched};
 pub use cursors::Cursor;
 pub use limits::{Admission, Rate};
-pub use live::{Live, LiveHealth, MAX_WAIT};
-pub use shared::{Deliver, SharedError, SharedFuture, SharedState};
+pub use live::{HeadSource, Live, LiveHealth, MAX_WAIT};
+pub use shared::{Inbox, Notice, SharedError, SharedFuture, SharedState};

@@ -15,12 +15,14 @@ use chrono::Utc;
 use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 
+use tdsync_protocol::wire::SyncStatus;
+
 use crate::{
-    change::{Change, ProjectKey},
+    change::{Change, ChangeKind, Head, ProjectKey},
     cursors::{Cursor, LocalCursors},
     hub::{Hubs, Subscription},
     limits::{Admission, LocalLimiter, Rate},
-    shared::{Deliver, SharedError, SharedState},
+    shared::{Inbox, Notice, SharedError, SharedState},
 };
 
 /// How long a long-poll may wait at most (`wait=` is clamped to it).
@@ -39,8 +41,23 @@ pub struct LiveHealth {
     pub subscribers: usize,
 }
 
+/// The heads of the projects this process serves (with their lease epochs), for writing back
+/// to a shared backend that may lack them.
+pub type HeadSource = Arc<dyn Fn() -> Vec<(ProjectKey, Head)> + Send + Sync>;
+
+/// Called with a project another process says moved to another shard node.
+pub type MoveHandler = Box<dyn Fn(&ProjectKey) + Send + Sync>;
+
+/// Heads written back to a shared backend per call.
+const HEADS_PER_CALL: usize = 512;
+
 pub struct Live {
     hubs: Arc<Hubs>,
+    moves: Arc<Mutex<Vec<MoveHandler>>>,
+    heads: Mutex<Option<HeadSource>>,
+    /// The shared backend may lack or hold old heads of ours (a failed or skipped publish, a
+    /// backend that lost its state, a start): written back at the next sync.
+    heads_stale: AtomicBool,
     cursors: LocalCursors,
     limiter: LocalLimiter,
     shared: Option<Arc<dyn SharedState>>,
@@ -60,6 +77,9 @@ impl Live {
     pub fn in_process() -> Live {
         Live {
             hubs: Arc::new(Hubs::default()),
+            moves: Arc::default(),
+            heads: Mutex::new(None),
+            heads_stale: AtomicBool::new(true),
             cursors: LocalCursors::default(),
             limiter: LocalLimiter::default(),
             shared: None,
@@ -75,13 +95,42 @@ impl Live {
     /// Start [`Live::spawn_sync`] too.
     pub fn with_shared(shared: Arc<dyn SharedState>) -> Live {
         let mut live = Live::in_process();
-        let hubs = live.hubs.clone();
-        let deliver: Deliver = Arc::new(move |key, change| {
-            hubs.deliver(&key, Arc::new(change));
-        });
-        shared.listen(deliver);
+        shared.listen(Arc::new(Delivery {
+            hubs: live.hubs.clone(),
+            moves: live.moves.clone(),
+        }));
         live.shared = Some(shared);
         live
+    }
+
+    /// Whether a shared backend is configured and answering (changes from other processes are
+    /// being delivered).
+    pub fn shared_up(&self) -> bool {
+        self.shared.is_some() && !self.degraded.load(Ordering::Acquire)
+    }
+
+    /// This process serves projects: `source` lists their heads, written back to the shared
+    /// backend whenever it may lack them.
+    pub fn serve_heads(&self, source: HeadSource) {
+        *self.heads.lock() = Some(source);
+        self.heads_stale.store(true, Ordering::Release);
+    }
+
+    /// Calls `handler` with every project another process says moved.
+    pub fn on_move(&self, handler: MoveHandler) {
+        self.moves.lock().push(handler);
+    }
+
+    /// The project's status as the shared backend knows it from the process that serves it;
+    /// `None` without a shared backend, while it is unreachable, or when its writer went quiet.
+    pub async fn head(&self, key: &ProjectKey) -> Option<SyncStatus> {
+        let shared = self.shared.as_ref()?;
+        if self.degraded.load(Ordering::Acquire) {
+            return None;
+        }
+        self.note(shared.head(key).await)
+            .flatten()
+            .map(|head| head.status)
     }
 
     /// Changes to `key` from now on (an SSE stream, a long-poll).
@@ -90,18 +139,37 @@ impl Live {
     }
 
     /// Fans a committed change out: to this process's subscribers at once, then to other
-    /// processes through the shared backend.
-    pub async fn publish(&self, key: &ProjectKey, change: Change) {
+    /// processes through the shared backend, with the project's new head.
+    pub async fn publish(&self, key: &ProjectKey, head: Option<Head>, change: Change) {
         let change = Arc::new(change);
         self.hubs.deliver(key, change.clone());
-        if let Some(shared) = &self.shared {
-            let outcome = shared.publish(key, &change).await;
-            self.note(outcome);
+        self.share(key, head.as_ref(), &Notice::Change((*change).clone()))
+            .await;
+    }
+
+    /// Tells every other process that the project moved to or from this one (with its head
+    /// here, after a takeover).
+    pub async fn announce_move(&self, key: &ProjectKey, head: Option<Head>) {
+        self.share(key, head.as_ref(), &Notice::Moved).await;
+    }
+
+    async fn share(&self, key: &ProjectKey, head: Option<&Head>, notice: &Notice) {
+        let Some(shared) = &self.shared else { return };
+        // While the backend is down a call would only wait out its timeout; the heads are
+        // written back once it answers again.
+        if self.degraded.load(Ordering::Acquire) {
+            self.heads_stale.store(true, Ordering::Release);
+            return;
+        }
+        let outcome = shared.publish(key, head, notice).await;
+        if self.note(outcome).is_none() {
+            self.heads_stale.store(true, Ordering::Release);
         }
     }
 
     /// Waits on `subscription` until a change moves the head past `after`, or `deadline`.
-    /// Returns whether one did (a lagged subscription counts: something happened).
+    /// Returns whether one did (a lagged subscription, or word of missed changes, counts:
+    /// something may have happened).
     pub async fn wait_past(subscription: &mut Subscription, after: i64, deadline: Instant) -> bool {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -110,7 +178,9 @@ impl Live {
             }
             match tokio::time::timeout(left, subscription.recv()).await {
                 Err(_) => return false,
-                Ok(Ok(change)) if change.head > after => return true,
+                Ok(Ok(change)) if change.head > after || change.kind == ChangeKind::Missed => {
+                    return true;
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(RecvError::Lagged(_))) => return true,
                 Ok(Err(RecvError::Closed)) => return false,
@@ -222,19 +292,26 @@ impl Live {
         }))
     }
 
-    /// One exchange with the shared backend (what [`Live::spawn_sync`] runs). With nothing to
-    /// send it pings, so the backend's state (and a recovery) is known without traffic.
+    /// One exchange with the shared backend (what [`Live::spawn_sync`] runs): a heartbeat (so
+    /// an outage and a recovery are known without traffic), the heads when the backend may lack
+    /// them, then cursors and rate-limit counts.
     pub async fn sync_once(&self) {
         let Some(shared) = &self.shared else { return };
+        match self.note(shared.heartbeat().await) {
+            None => return,
+            Some(false) => self.heads_stale.store(true, Ordering::Release),
+            Some(true) => {}
+        }
+        if self.heads_stale.load(Ordering::Acquire) {
+            self.write_back_heads(shared.as_ref()).await;
+        }
         let batch: Vec<(ProjectKey, Cursor)> = self
             .dirty
             .lock()
             .drain()
             .map(|((key, _), cursor)| (key, cursor))
             .collect();
-        let mut exchanged = false;
         if !batch.is_empty() {
-            exchanged = true;
             let outcome = shared.record_cursors(&batch).await;
             if self.note(outcome).is_none() {
                 // Kept for the next sync: the backend has them once it is back.
@@ -250,13 +327,29 @@ impl Live {
             .map(|(bucket, (n, rate))| (bucket, n, rate))
             .collect();
         if !counted.is_empty() {
-            exchanged = true;
             self.exchange_counts(shared.as_ref(), counted).await;
         }
-        if !exchanged {
-            let outcome = shared.ping().await;
-            self.note(outcome);
+    }
+
+    /// Writes the heads of every project this process serves (if it serves any).
+    async fn write_back_heads(&self, shared: &dyn SharedState) {
+        let Some(source) = self.heads.lock().clone() else {
+            self.heads_stale.store(false, Ordering::Release);
+            return;
+        };
+        // Cleared before the heads are read: a publish failing meanwhile marks them again.
+        self.heads_stale.store(false, Ordering::Release);
+        let heads = source();
+        for chunk in heads.chunks(HEADS_PER_CALL) {
+            if self.note(shared.record_heads(chunk).await).is_none() {
+                self.heads_stale.store(true, Ordering::Release);
+                return;
+            }
         }
+        tracing::debug!(
+            heads = heads.len(),
+            "heads written back to the shared live state"
+        );
     }
 
     async fn exchange_counts(&self, shared: &dyn SharedState, counted: Vec<(String, u64, Rate)>) {
@@ -308,6 +401,32 @@ impl Live {
     }
 }
 
+/// Where another process's notices land: changes to this process's subscribers, moves to the
+/// move handlers.
+struct Delivery {
+    hubs: Arc<Hubs>,
+    moves: Arc<Mutex<Vec<MoveHandler>>>,
+}
+
+impl Inbox for Delivery {
+    fn deliver(&self, key: ProjectKey, notice: Notice) {
+        match notice {
+            Notice::Change(change) => {
+                self.hubs.deliver(&key, Arc::new(change));
+            }
+            Notice::Moved => {
+                for handler in self.moves.lock().iter() {
+                    handler(&key);
+                }
+            }
+        }
+    }
+
+    fn resumed(&self) {
+        self.hubs.missed_all();
+    }
+}
+
 /// The current rate-limit window (minutes since the epoch) and the seconds into it.
 fn minute_now() -> (u64, u64) {
     let secs = Utc::now().timestamp().max(0) as u64;
@@ -328,8 +447,19 @@ mod tests {
         fn name(&self) -> &'static str {
             "busy"
         }
-        fn publish<'a>(&'a self, _: &'a ProjectKey, _: &'a Change) -> SharedFuture<'a, ()> {
+        fn publish<'a>(
+            &'a self,
+            _: &'a ProjectKey,
+            _: Option<&'a Head>,
+            _: &'a Notice,
+        ) -> SharedFuture<'a, ()> {
             Box::pin(async { Ok(()) })
+        }
+        fn record_heads<'a>(&'a self, _: &'a [(ProjectKey, Head)]) -> SharedFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+        fn head<'a>(&'a self, _: &'a ProjectKey) -> SharedFuture<'a, Option<Head>> {
+            Box::pin(async { Ok(None) })
         }
         fn record_cursors<'a>(&'a self, _: &'a [(ProjectKey, Cursor)]) -> SharedFuture<'a, ()> {
             Box::pin(async { Ok(()) })
@@ -344,10 +474,10 @@ mod tests {
         ) -> SharedFuture<'a, Vec<u64>> {
             Box::pin(async move { Ok(vec![self.total; deltas.len()]) })
         }
-        fn ping(&self) -> SharedFuture<'_, ()> {
-            Box::pin(async { Ok(()) })
+        fn heartbeat(&self) -> SharedFuture<'_, bool> {
+            Box::pin(async { Ok(true) })
         }
-        fn listen(&self, _: Deliver) {}
+        fn listen(&self, _: Arc<dyn Inbox>) {}
     }
 
     /// Over the rate across processes, a bucket is refused by `admit_at` and `peek_at` alike,

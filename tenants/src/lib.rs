@@ -23,7 +23,7 @@ use std::{
 pub use error::StoreError;
 pub use file::{Salvage, ShardFile, salvage_log};
 use pool::ShardPool;
-pub use project::{Aside, Project};
+pub use project::{Aside, Project, pull_at_head};
 use registry::Registry;
 pub use shard::{
     Conflict, ConflictFilter, DeviceClock, HistoryEntry, LoggedEvent, RebuildReport, Restored,

@@ -389,6 +389,14 @@ impl Project {
     }
 }
 
+/// The answer to a pull of a project whose head is `last_seq`, when the query is at (or past)
+/// it; `None` when events must be read. Refuses what a pull refuses (a bad `limit`), so
+/// whoever answers from a head it was told (a cluster's gateway) answers as the shard would.
+pub fn pull_at_head(query: &PullQuery, last_seq: i64) -> Result<Option<PullResponse>, StoreError> {
+    page_limit(query)?;
+    Ok(at_head(query, last_seq))
+}
+
 fn at_head(query: &PullQuery, last_seq: i64) -> Option<PullResponse> {
     (query.after_server_seq >= last_seq).then(|| PullResponse {
         events: Vec::new(),

@@ -92,52 +92,76 @@ pub async fn stream_events(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let last_id = match headers.get("last-event-id") {
-        None => None,
-        Some(v) => {
-            let text = v
-                .to_str()
-                .map_err(|_| ApiError::bad_request("Last-Event-ID is not text"))?;
-            if text.len() > MAX_LAST_EVENT_ID {
-                return Err(ApiError::bad_request(format!(
-                    "Last-Event-ID is {} characters long; at most {MAX_LAST_EVENT_ID}",
-                    text.len()
-                )));
-            }
-            Some(text.trim().to_string())
-        }
-    };
+    let last_id = last_event_id(&headers)?;
     let project = state.project(&caller, &id, Action::ReadEvents).await?.shard;
     // Subscribed before the log is read, so nothing falls between the replay and the stream.
     let changes = state.live().subscribe(&live::key(&project));
     let mut opening = Vec::new();
     if let Some(last) = last_id {
-        opening.push(refresh(&last));
-        if let Ok(after) = last.parse::<i64>()
-            && after >= 0
-        {
-            let query = PullQuery {
-                after_server_seq: after,
-                limit: Some(REPLAY),
-                exclude_client: None,
-            };
-            let page = match project.pull_cached(&query)? {
+        let page = match replay_query(&last) {
+            Some(query) => Some(match project.pull_cached(&query)? {
                 Some(page) => page,
                 None => blocking(move || project.pull(&query)).await?,
-            };
-            if !page.events.is_empty() && !page.has_more {
-                opening.extend(events_of(&replayed(&page)));
-            }
-        }
+            }),
+            None => None,
+        };
+        opening = self::opening(&last, page.as_ref());
     }
-    let live = stream::unfold(changes, next_events).flat_map(stream::iter);
-    let all = stream::iter(opening).chain(live).map(Ok);
-    Ok(Sse::new(all).keep_alive(KeepAlive::new().interval(PING).text("ping")))
+    Ok(stream(changes, opening))
 }
 
-/// The next change's events, or `refresh` after falling behind; the end when the layer closes.
+/// The `Last-Event-ID` a reconnecting client sent, checked.
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Last-Event-ID is not text"))?;
+    if text.len() > MAX_LAST_EVENT_ID {
+        return Err(ApiError::bad_request(format!(
+            "Last-Event-ID is {} characters long; at most {MAX_LAST_EVENT_ID}",
+            text.len()
+        )));
+    }
+    Ok(Some(text.trim().to_string()))
+}
+
+/// The pull that replays what a client reconnecting with `last` missed (when `last` is a seq).
+pub(crate) fn replay_query(last: &str) -> Option<PullQuery> {
+    let after = last.parse::<i64>().ok().filter(|after| *after >= 0)?;
+    Some(PullQuery {
+        after_server_seq: after,
+        limit: Some(REPLAY),
+        exclude_client: None,
+    })
+}
+
+/// What a reconnecting client is sent first: `refresh`, then the changes in `page` (the log
+/// after its `last` seq) when they fit in one page.
+pub(crate) fn opening(last: &str, page: Option<&PullResponse>) -> Vec<Event> {
+    let mut opening = vec![refresh(last)];
+    if let Some(page) = page.filter(|p| !p.events.is_empty() && !p.has_more) {
+        opening.extend(events_of(&replayed(page)));
+    }
+    opening
+}
+
+/// The stream: `opening`, then every change delivered to `changes`, with `: ping` when idle.
+pub(crate) fn stream(
+    changes: Subscription,
+    opening: Vec<Event>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let live = stream::unfold(changes, next_events).flat_map(stream::iter);
+    let all = stream::iter(opening).chain(live).map(Ok);
+    Sse::new(all).keep_alive(KeepAlive::new().interval(PING).text("ping"))
+}
+
+/// The next change's events, or `refresh` after falling behind or missing changes; the end
+/// when the layer closes.
 async fn next_events(mut changes: Subscription) -> Option<(Vec<Event>, Subscription)> {
     match changes.recv().await {
+        Ok(change) if change.kind == ChangeKind::Missed => Some((vec![refresh("")], changes)),
         Ok(change) => Some((events_of(&change), changes)),
         Err(RecvError::Lagged(_)) => Some((vec![refresh("")], changes)),
         Err(RecvError::Closed) => None,
@@ -176,6 +200,8 @@ fn events_of(change: &Change) -> Vec<Event> {
         cause: match change.kind {
             ChangeKind::Push => "push".into(),
             ChangeKind::Restore => "restore".into(),
+            // Sent as `refresh` before it gets here (`next_events`).
+            ChangeKind::Missed => "missed".into(),
         },
         head: change.head,
         first: change.first,

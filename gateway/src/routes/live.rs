@@ -4,7 +4,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use axum::http::{HeaderMap, HeaderValue};
-use tdsync_live::{Change, ChangeKind, MAX_WAIT, ProjectKey, Touched};
+use tdsync_live::{Change, ChangeKind, Head, MAX_WAIT, ProjectKey, Touched};
 use tdsync_protocol::{
     ActionType, EntityType,
     wire::{PushRequest, PushResponse, SyncStatus},
@@ -52,9 +52,26 @@ pub fn poll_advice(headers: &mut HeaderMap, status: Option<SyncStatus>) {
     headers.insert(POLL_INTERVAL, HeaderValue::from(secs));
 }
 
+/// The project's head as other processes read it from the shared backend, written under the
+/// lease `epoch` (a shard node's; none on a single node).
+pub fn head(project: &Project, epoch: Option<i64>) -> Option<Head> {
+    project.status_cached().map(|status| Head {
+        epoch: epoch.unwrap_or(0),
+        status,
+    })
+}
+
 /// After a push: where the device is, and — when it logged events — the change, for every
-/// subscriber (in the background: the pusher's answer does not wait for the fan-out).
-pub fn pushed(state: &AppState, project: &Project, request: &PushRequest, response: &PushResponse) {
+/// subscriber, with the new head. The answer waits for the head to be shared (one round trip
+/// to Redis, skipped while it is down): once a push is acknowledged, every gateway knows the
+/// head moved.
+pub async fn pushed(
+    state: &AppState,
+    project: &Project,
+    epoch: Option<i64>,
+    request: &PushRequest,
+    response: &PushResponse,
+) {
     let key = key(project);
     let known = response
         .acks
@@ -83,11 +100,16 @@ pub fn pushed(state: &AppState, project: &Project, request: &PushRequest, respon
                 .to_string(),
         })
         .collect();
-    publish(state, project, key, ChangeKind::Push, first, touched);
+    publish(state, project, epoch, key, ChangeKind::Push, first, touched).await;
 }
 
 /// After a restore: the change it made.
-pub fn restored(state: &AppState, project: &Project, restored: &Restored) {
+pub async fn restored(
+    state: &AppState,
+    project: &Project,
+    epoch: Option<i64>,
+    restored: &Restored,
+) {
     let touched = vec![Touched {
         entity_type: restored.entity_type.clone(),
         entity_id: restored.entity_id.clone(),
@@ -97,16 +119,19 @@ pub fn restored(state: &AppState, project: &Project, restored: &Restored) {
     publish(
         state,
         project,
+        epoch,
         key(project),
         ChangeKind::Restore,
         first,
         touched,
-    );
+    )
+    .await;
 }
 
-fn publish(
+async fn publish(
     state: &AppState,
     project: &Project,
+    epoch: Option<i64>,
     key: ProjectKey,
     kind: ChangeKind,
     first: i64,
@@ -114,16 +139,15 @@ fn publish(
 ) {
     // The head as published by the write (it may also hold events the server added, such as a
     // cycle repair, or a later push's).
-    let head = project
-        .status_cached()
-        .map_or(first, |s| s.last_server_seq.max(first));
+    let shared = head(project, epoch);
     let change = Change {
         kind,
-        head,
+        head: shared
+            .as_ref()
+            .map_or(first, |h| h.status.last_server_seq.max(first)),
         first,
         touched,
         at: chrono::Utc::now(),
     };
-    let live = state.live().clone();
-    tokio::spawn(async move { live.publish(&key, change).await });
+    state.live().publish(&key, shared, change).await;
 }

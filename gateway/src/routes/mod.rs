@@ -1,7 +1,7 @@
 //! The route table: td's v1 routes, tdsync's extensions, and the service routes.
 
 pub mod events;
-mod live;
+pub(crate) mod live;
 pub mod members;
 pub mod meta;
 pub mod projects;
@@ -44,15 +44,28 @@ pub fn router() -> Router<AppState> {
         })
 }
 
-/// A gateway's routes (`--role gateway`): the control-plane routes answered here, every shard
-/// route forwarded to the project's shard node.
+/// A gateway's routes (`--role gateway`): the control-plane routes answered here; pulls at the
+/// head, statuses and event streams answered from the state shared through Redis when it can
+/// (`proxy::at_head`, `proxy::events`); every other shard route forwarded to the project's
+/// shard node.
 pub fn gateway_router() -> Router<AppState> {
+    use crate::proxy::{at_head, events, forward};
     shard_routes()
         .into_iter()
         .fold(control_routes(), |router, (path, _)| {
-            router.route(path, any(crate::proxy::forward))
+            let handler = match path {
+                PULL => get(at_head::pull).fallback(forward),
+                STATUS => get(at_head::status).fallback(forward),
+                EVENTS => get(events::stream_events).fallback(forward),
+                _ => any(forward),
+            };
+            router.route(path, handler)
         })
 }
+
+const PULL: &str = "/v1/projects/{id}/sync/pull";
+const STATUS: &str = "/v1/projects/{id}/sync/status";
+const EVENTS: &str = "/v1/projects/{id}/events";
 
 /// Routes answered from the control plane alone (tenants, projects, tokens, members) and the
 /// service routes.
@@ -79,11 +92,11 @@ fn control_routes() -> Router<AppState> {
 fn shard_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/v1/projects/{id}/sync/push", post(sync::push)),
-        ("/v1/projects/{id}/sync/pull", get(sync::pull)),
-        ("/v1/projects/{id}/sync/status", get(sync::status)),
+        (PULL, get(sync::pull)),
+        (STATUS, get(sync::status)),
         ("/v1/projects/{id}/sync/snapshot", get(sync::snapshot)),
         ("/v1/projects/{id}/sync/cursors", get(sync::cursors)),
-        ("/v1/projects/{id}/events", get(events::stream_events)),
+        (EVENTS, get(events::stream_events)),
         ("/v1/projects/{id}/conflicts", get(recovery::conflicts)),
         (
             "/v1/projects/{id}/conflicts/{cid}/restore",

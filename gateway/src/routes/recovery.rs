@@ -87,7 +87,8 @@ pub async fn restore(
     caller: Caller,
     Path((id, cid)): Path<(String, String)>,
 ) -> Result<Json<Restored>, ApiError> {
-    let project = state.project(&caller, &id, Action::PushEvents).await?.shard;
+    let found = state.project(&caller, &id, Action::PushEvents).await?;
+    let project = found.shard;
     let cid: i64 = cid.parse().map_err(|_| {
         ApiError::bad_request(format!("conflict id must be an integer, got {cid:?}"))
     })?;
@@ -95,7 +96,11 @@ pub async fn restore(
         let project = project.clone();
         blocking(move || project.restore_conflict(cid)).await?
     };
-    super::live::restored(&state, &project, &restored);
+    super::live::restored(&state, &project, found.epoch, &restored).await;
+    // Like a push: a shard node answers only while it still holds the project.
+    if let (Some(ownership), Some(epoch)) = (state.ownership(), found.epoch) {
+        ownership.still_owner(&project, epoch)?;
+    }
     Ok(Json(restored))
 }
 

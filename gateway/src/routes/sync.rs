@@ -54,7 +54,7 @@ pub async fn push(
         blocking(move || project.push(&request)).await?
     };
     state.metrics().pushed(response.accepted.max(0) as u64);
-    live::pushed(&state, &project, &request, &response);
+    live::pushed(&state, &project, found.epoch, &request, &response).await;
     if let Some(backup) = state.replicated() {
         replicated(backup, &project, &response).await?;
     }
@@ -163,7 +163,7 @@ async fn page(
     }
 }
 
-fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
+pub(crate) fn pull_query(params: &HashMap<String, String>) -> Result<PullQuery, ApiError> {
     Ok(PullQuery {
         after_server_seq: query_int(params, "after_server_seq")?.unwrap_or(0),
         limit: query_int(params, "limit")?,

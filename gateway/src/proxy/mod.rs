@@ -1,11 +1,16 @@
 //! A gateway (`--role gateway`): it holds no project of its own. Every shard route is checked
-//! here (the token verified, the project found in the control plane, the action decided) and
-//! forwarded to the shard node that owns the project, over pooled keep-alive connections; the
-//! answer streams back (SSE and long polls included). Owners come from the placement store,
-//! cached for a few seconds and looked up again on a `421` (the node names the owner) or when a
-//! node does not answer. A project nobody holds goes to the least loaded live node, which
-//! claims it. The request body is buffered once (it may be sent again to the right owner);
-//! answers are never buffered.
+//! here (the token verified, the project found in the control plane, the action decided).
+//! What the heads and wake-ups shared through Redis can answer is answered here ([`at_head`]:
+//! pulls at the head, their long-poll waits and statuses; [`events`]: event streams); the rest
+//! is forwarded to the shard node that owns the project, over pooled keep-alive connections,
+//! and the answer streams back. Owners come from the placement store, cached for a few seconds,
+//! forgotten when a node announces a move, and looked up again on a `421` (the node names the
+//! owner) or when a node does not answer. A project nobody holds goes to the least loaded live
+//! node, which claims it. The request body is buffered once (it may be sent again to the right
+//! owner); answers are never buffered.
+
+pub mod at_head;
+pub mod events;
 
 use std::{
     collections::HashMap,
@@ -30,6 +35,7 @@ use hyper_util::{
 };
 use parking_lot::Mutex;
 use tdsync_acl::Action;
+use tdsync_live::ProjectKey;
 use tdsync_placement::Placement;
 use tdsync_tenants::{ProjectId, TenantId};
 
@@ -58,6 +64,7 @@ pub struct Proxy {
     owners: Mutex<HashMap<Key, (String, Instant)>>,
     /// Nodes that did not answer, by URL, and when.
     down: Mutex<HashMap<String, Instant>>,
+    answered: AtomicU64,
     forwarded: AtomicU64,
     redirected: AtomicU64,
     failed: AtomicU64,
@@ -76,6 +83,7 @@ impl Proxy {
             placement,
             owners: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
+            answered: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             redirected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -114,8 +122,20 @@ impl Proxy {
         Ok(url)
     }
 
+    /// Forgets where `key` is served (its node announced a move).
+    pub fn forget(&self, key: &ProjectKey) {
+        self.owners
+            .lock()
+            .remove(&(key.tenant.clone(), key.project.clone()));
+    }
+
+    fn answered(&self) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn gauges(&self) -> crate::metrics::GatewayGauges {
         crate::metrics::GatewayGauges {
+            answered: self.answered.load(Ordering::Relaxed),
             forwarded: self.forwarded.load(Ordering::Relaxed),
             redirected: self.redirected.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
@@ -179,22 +199,43 @@ pub async fn forward(
     Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let proxy = state
-        .proxy()
-        .ok_or_else(|| ApiError::internal("a forwarding route without a proxy"))?
-        .clone();
-    let id = params.get("id").map(String::as_str).unwrap_or_default();
-    let (parts, body) = request.into_parts();
     // The owner decides exactly (it verifies the token too); here only what is surely refused.
-    let action = if parts.uri.path().ends_with("/sync/cursors") {
+    let action = if request.uri().path().ends_with("/sync/cursors") {
         Action::ReadCursors
-    } else if matches!(parts.method, Method::GET | Method::HEAD) {
+    } else if matches!(*request.method(), Method::GET | Method::HEAD) {
         Action::ReadEvents
     } else {
         Action::PushEvents
     };
-    let found = state.project(&caller, id, action).await?;
-    let key = (found.record.tenant, found.record.id);
+    let key = checked(&state, &caller, &params, action).await?;
+    forward_to(&state, key, request).await
+}
+
+/// The gateway's proxy (a gateway's routes run only with one).
+fn proxy(state: &AppState) -> Result<Arc<Proxy>, ApiError> {
+    state
+        .proxy()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("a gateway route without a proxy"))
+}
+
+/// The project of the route's `{id}`, once `caller` may do `action` on it.
+async fn checked(
+    state: &AppState,
+    caller: &Caller,
+    params: &HashMap<String, String>,
+    action: Action,
+) -> Result<Key, ApiError> {
+    let id = params.get("id").map(String::as_str).unwrap_or_default();
+    let found = state.project(caller, id, action).await?;
+    Ok((found.record.tenant, found.record.id))
+}
+
+/// Sends `request` to `key`'s owner (following a 421 or a node that does not answer) and
+/// streams its answer back.
+async fn forward_to(state: &AppState, key: Key, request: Request) -> Result<Response, ApiError> {
+    let proxy = proxy(state)?;
+    let (parts, body) = request.into_parts();
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
