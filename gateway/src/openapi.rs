@@ -90,8 +90,15 @@ impl Modify for BearerAuth {
 ///   expired or revoked (the `Caller` extractor), and 503 when the control plane cannot be read
 ///   to verify it or to find the project;
 /// - a route with path parameters answers 400 when one is not UTF-8 once percent-decoded
-///   (axum's `Path` extractor, after `Caller`).
+///   (axum's `Path` extractor, after `Caller`);
+/// - a route answered from a project's shard answers, in a cluster, 421 with `X-Tdsync-Owner`
+///   from a shard node that does not serve the project, and 503 with `Retry-After` while the
+///   project moves between nodes.
 struct CommonAnswers;
+
+/// A cluster's answers on the routes of a project's shard.
+const NOT_OWNER: &str = "In a cluster, from a shard node (`--role shard`) that does not serve the project (`not_owner`): send the request to the node `X-Tdsync-Owner` names. A gateway follows it by itself; a single node never answers it";
+const IN_A_CLUSTER_UNAVAILABLE: &str = "in a cluster, the project is being taken over or handed to another shard node, or its node does not answer: try again after `Retry-After` seconds";
 
 /// The two 429 answers, kept once in `components.responses` and referred to by every operation.
 const LIMITED_WITH_TOKEN: (&str, &str) = (
@@ -145,13 +152,36 @@ impl Modify for CommonAnswers {
                 )
                 .into()
         };
+        let not_owner = ResponseBuilder::new()
+            .description(NOT_OWNER)
+            .header(
+                "X-Tdsync-Owner",
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .description(Some(
+                        "The base URL of the shard node that serves the project",
+                    ))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                Content::new(Some(RefOr::<Schema>::Ref(Ref::from_schema_name(
+                    "ErrorBody",
+                )))),
+            )
+            .build();
+        let shard_paths = crate::routes::shard_paths();
         let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .responses
+            .insert("NotOwner".into(), not_owner.into());
         for (name, description) in [LIMITED_WITH_TOKEN, LIMITED_WITHOUT_TOKEN] {
             components
                 .responses
                 .insert(name.into(), rate_limited(description));
         }
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let on_shard = shard_paths.contains(&path.as_str());
             let operations = [
                 &mut item.get,
                 &mut item.put,
@@ -185,6 +215,17 @@ impl Modify for CommonAnswers {
                     responses.entry("503".into()).or_insert_with(|| {
                         error("The control plane (tokens, projects) cannot be reached: try again")
                     });
+                }
+                if on_shard {
+                    responses
+                        .entry("421".into())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name("NotOwner")));
+                    if let Some(RefOr::T(response)) = responses.get_mut("503") {
+                        response.description = format!(
+                            "{}; or, {IN_A_CLUSTER_UNAVAILABLE}",
+                            response.description.trim_end_matches(": try again")
+                        );
+                    }
                 }
                 if has_path_parameters {
                     match responses.get_mut("400") {

@@ -88,6 +88,11 @@ fn control_routes() -> Router<AppState> {
         .route("/v1/tokens/{id}", delete(tokens::revoke))
 }
 
+/// The paths answered from a project's shard (in a cluster, by its shard node).
+pub(crate) fn shard_paths() -> Vec<&'static str> {
+    shard_routes().into_iter().map(|(path, _)| path).collect()
+}
+
 /// The routes answered from a project's shard.
 fn shard_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
