@@ -2,7 +2,8 @@
 # The cluster measured by the same script: a release tdsync, a throwaway Postgres and Redis
 # (infra/services.sh), then, each on a fresh control-plane database and fresh data directories:
 #   1. push and pull at the head through one gateway over 1 shard node, then over 3 (same run);
-#   2. the gateway's hop: pull at the head through the gateway, then straight to a shard node;
+#   2. the gateway's hop: pull at the head (answered by the gateway from Redis) and a page of
+#      events (forwarded to the owner) through the gateway, then straight to a shard node;
 #   3. failover: a shard node owning --projects projects (one event each) killed with SIGKILL,
 #      and the time until another node holds every one of them (tdsync cluster status).
 # Writes table.md (and each run's JSON and the servers' logs) under --out.
@@ -99,7 +100,8 @@ fresh_cluster() {
         NODE_URLS+=("$LAUNCHED_URL")
     done
     launch "$dir/gateway.log" --data-dir "$dir/gateway" --control-plane "$PG" serve \
-        --role gateway --rate-limits off --log warn
+        --role gateway --redis "$TDSYNC_TEST_REDIS_URL" --redis-prefix "bench$setup:" \
+        --rate-limits off --log warn
     GATEWAY=$LAUNCHED_URL
     local tenant
     tenant=$("$TDSYNC_BIN" --control-plane "$PG" tenant create bench)
@@ -121,9 +123,12 @@ figure() { # NAME MEASUREMENT FIELD
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for nodes in 1 3; do
     fresh_cluster "$nodes"
-    bench "$GATEWAY" "gateway-$nodes-nodes" --only push,pull-head --devices 6 --push-projects 6
     if [ "$nodes" = 1 ]; then
-        bench "${NODE_URLS[0]}" "direct-1-node" --only pull-head
+        bench "$GATEWAY" "gateway-$nodes-nodes" --only push,pull-head,pull-page --devices 6 \
+            --push-projects 6
+        bench "${NODE_URLS[0]}" "direct-1-node" --only pull-head,pull-page
+    else
+        bench "$GATEWAY" "gateway-$nodes-nodes" --only push,pull-head --devices 6 --push-projects 6
     fi
     stop_all
 done
@@ -159,6 +164,10 @@ push3=$(figure gateway-3-nodes push median)
     printf '| pull at the head through a gateway (1 node), req/s | %.0f | straight: %.0f | %.2f |\n' \
         "$(figure gateway-1-nodes pull_head median)" "$(figure direct-1-node pull_head median)" \
         "$(echo "$(figure gateway-1-nodes pull_head median) / $(figure direct-1-node pull_head median)" | bc -l)"
+    printf '| a 1,000-event page through a gateway (forwarded), p50 / p99 | %.2f / %.2f ms | straight to the shard node: %.2f / %.2f ms | +%.2f ms at p50 |\n' \
+        "$(figure gateway-1-nodes pull_page p50_ms)" "$(figure gateway-1-nodes pull_page p99_ms)" \
+        "$(figure direct-1-node pull_page p50_ms)" "$(figure direct-1-node pull_page p99_ms)" \
+        "$(echo "$(figure gateway-1-nodes pull_page p50_ms) - $(figure direct-1-node pull_page p50_ms)" | bc -l)"
     printf '| failover of a node owning %s projects (SIGKILL → all held by the other node, lease 10 s) | %.1f s | — | — |\n' \
         "$owned" "$failover"
 } | tee "$out/table.md"
