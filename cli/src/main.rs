@@ -19,7 +19,8 @@ struct Cli {
     )]
     data_dir: PathBuf,
     /// Control-plane store (tenants, projects, tokens): sqlite://PATH or
-    /// postgres://USER@HOST:PORT/DATABASE [default: sqlite://<DIR>/control-plane.db]
+    /// postgres://USER@HOST:PORT/DATABASE [default: sqlite://<DIR>/control-plane.db]. For
+    /// `harness run --transport cluster`: the Postgres database the run's cluster shares.
     #[arg(long, global = true, env = "TDSYNC_CONTROL_PLANE", value_name = "URL")]
     control_plane: Option<String>,
     #[command(subcommand)]
@@ -56,7 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Admin(command) => tdsync_acl::cli::run(command, &control_plane),
         Command::Backup(command) => backup(command, &control_plane),
         Command::Cluster(command) => cluster(command, &control_plane),
-        Command::Harness(args) => tdsync_harness::cli::run(args),
+        Command::Harness(args) => tdsync_harness::cli::run(args, control_plane.control_plane),
         Command::Bench(args) => tdsync_bench::run(args),
     };
     match outcome {

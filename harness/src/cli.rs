@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::{
     faults, fixtures,
-    remote::Backend,
+    remote::{Backend, ClusterConfig},
     runner::{self, RunOptions},
     scenario::{self, CATALOGUE, Size},
     shrink,
@@ -39,6 +39,10 @@ pub enum Transport {
     /// Clients talk to a real `tdsync serve` over HTTP: this binary (or $TDSYNC_BIN) started
     /// as a subprocess on a free loopback port with the run's own data directory.
     Http,
+    /// Clients sync through the two gateways of a cluster the run starts: three shard nodes and
+    /// two gateways of this binary (or $TDSYNC_BIN) sharing --control-plane (Postgres), --redis
+    /// and a backup directory of the run's own; a server restart restarts the project's owner.
+    Cluster,
 }
 
 #[derive(Debug, Args)]
@@ -60,8 +64,15 @@ pub struct RunArgs {
     /// Number of actions (overrides the scenario's own size).
     #[arg(long)]
     pub actions: Option<usize>,
+    /// Where the clients sync. `cluster` also needs the global --control-plane
+    /// postgres://… (the cluster's control plane and placement store: a database no other run
+    /// uses at the same time) and --redis.
     #[arg(long, value_enum, default_value_t = Transport::Inproc)]
     pub transport: Transport,
+    /// With --transport cluster: the Redis the cluster's nodes and gateways share
+    /// (redis://HOST:PORT); each run keeps its keys under a prefix of its own.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// Faults to switch on, comma separated, or `all`: latency, jitter, lost-requests,
     /// lost-acks, duplicates, server-errors, partitions, restarts, crash-mid-pull, clock-skew,
     /// concurrent-sync, mixed-pollers.
@@ -98,7 +109,9 @@ fn parse_seeds(s: &str) -> Result<RangeInclusive<u64>, String> {
     Ok(a..=b)
 }
 
-pub fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
+/// Runs a harness command; `control_plane` is the global `--control-plane` (a cluster run's
+/// Postgres).
+pub fn run(args: HarnessArgs, control_plane: Option<String>) -> anyhow::Result<ExitCode> {
     match args.command {
         HarnessCommand::List => {
             for s in CATALOGUE {
@@ -106,7 +119,7 @@ pub fn run(args: HarnessArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        HarnessCommand::Run(r) => run_scenarios(r),
+        HarnessCommand::Run(r) => run_scenarios(r, control_plane),
         HarnessCommand::Dashboard(d) => dashboard(d),
         HarnessCommand::Replay(r) => crate::replay::cli::run(r),
     }
@@ -128,10 +141,15 @@ fn dashboard(args: DashboardArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run_scenarios(args: RunArgs, control_plane: Option<String>) -> anyhow::Result<ExitCode> {
     let backend = match args.transport {
         Transport::Inproc => Backend::InProcess,
         Transport::Http => Backend::http().map_err(anyhow::Error::msg)?,
+        Transport::Cluster => Backend::Cluster(ClusterConfig::new(
+            crate::remote::server_binary().map_err(anyhow::Error::msg)?,
+            control_plane,
+            args.redis.clone(),
+        )?),
     };
     let names: Vec<&'static scenario::Scenario> = if args.all {
         scenario::in_all().collect()
@@ -167,7 +185,7 @@ fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
             faults::apply(&mut plan, &extra_faults);
             let opts = RunOptions {
                 fixtures: fixtures.clone(),
-                repro_base: repro_base(s.name, &args, &extra_faults),
+                repro_base: repro_base(s.name, &args, &extra_faults, &backend),
             };
             let mut report = runner::run_plan_on(&plan, &opts, &backend);
             if !report.passed
@@ -200,7 +218,7 @@ fn run_scenarios(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The command that re-runs one scenario with these options (the seed is added per run).
-fn repro_base(name: &str, args: &RunArgs, faults: &[String]) -> String {
+fn repro_base(name: &str, args: &RunArgs, faults: &[String], backend: &Backend) -> String {
     let mut out = format!("tdsync harness run {name}");
     if let Some(c) = args.clients {
         out.push_str(&format!(" --clients {c}"));
@@ -211,8 +229,6 @@ fn repro_base(name: &str, args: &RunArgs, faults: &[String]) -> String {
     if !faults.is_empty() {
         out.push_str(&format!(" --faults {}", faults.join(",")));
     }
-    if args.transport == Transport::Http {
-        out.push_str(" --transport http");
-    }
+    out.push_str(&backend.repro_options());
     out
 }

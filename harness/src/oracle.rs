@@ -90,8 +90,8 @@ pub fn tolerances() -> (Tolerances, Vec<String>) {
 pub trait ServerView {
     /// A page of the log (td's pull).
     fn pull(&self, query: &PullQuery) -> Result<PullResponse, String>;
-    /// The project's shard file.
-    fn shard_path(&self) -> PathBuf;
+    /// The project's shard file (on a cluster, its current owner's).
+    fn shard_path(&self) -> Result<PathBuf, String>;
     /// Replays the log into a scratch projection and compares it with the live one.
     fn rebuild_check(&self) -> Result<RebuildReport, String>;
     /// Every conflict recorded, oldest first.
@@ -102,7 +102,7 @@ impl<T: ServerView + ?Sized> ServerView for &T {
     fn pull(&self, query: &PullQuery) -> Result<PullResponse, String> {
         (**self).pull(query)
     }
-    fn shard_path(&self) -> PathBuf {
+    fn shard_path(&self) -> Result<PathBuf, String> {
         (**self).shard_path()
     }
     fn rebuild_check(&self) -> Result<RebuildReport, String> {
@@ -119,8 +119,8 @@ impl ServerView for Project {
         Project::pull(self, query).map_err(|e| e.to_string())
     }
 
-    fn shard_path(&self) -> PathBuf {
-        self.path().to_path_buf()
+    fn shard_path(&self) -> Result<PathBuf, String> {
+        Ok(self.path().to_path_buf())
     }
 
     fn rebuild_check(&self) -> Result<RebuildReport, String> {
@@ -287,13 +287,13 @@ pub fn check(world: &World) -> Vec<Failure> {
     out
 }
 
-/// Calls `f` with the world's server (in this process, or the `tdsync serve` of an HTTP run)
-/// and clients; None when the server is down.
+/// Calls `f` with the world's server (in this process, or the processes of an HTTP or cluster
+/// run) and clients; None when the server is down.
 pub fn with_subject<R>(world: &World, f: impl FnOnce(&Subject<'_>) -> R) -> Option<R> {
     match &world.remote {
         Some(remote) => {
             let subject = Subject {
-                server: Box::new(remote),
+                server: Box::new(remote.as_ref()),
                 replicas: world_replicas(world),
             };
             Some(f(&subject))
@@ -356,7 +356,7 @@ fn full_log(s: &Subject<'_>) -> Result<Vec<PullEvent>, String> {
 
 fn projection(s: &Subject<'_>) -> Result<Dump, String> {
     let conn = rusqlite::Connection::open_with_flags(
-        s.server.shard_path(),
+        s.server.shard_path()?,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .map_err(|e| e.to_string())?;

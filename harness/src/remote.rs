@@ -1,10 +1,13 @@
-//! The harness against a real server (`--transport http`): a `tdsync serve` subprocess — the
+//! The harness against a real server: a `tdsync serve` subprocess (`--transport http`) — the
 //! built binary — on a free loopback port with the run's own data directory; a tenant and a
 //! token made with the binary's admin commands and the project created through the HTTP API;
 //! and what the oracle reads from it (the shard file, opened read-only, and the HTTP API).
 //! A restart is a stop (SIGTERM: the server finishes requests in flight and closes its shards;
 //! SIGKILL if it does not exit in time) and a start of a new process on the same data
-//! directory and port.
+//! directory and port. [`cluster`] runs the same against shard nodes behind gateways
+//! (`--transport cluster`); both are a [`RemoteServer`] to the world and the oracle.
+
+pub mod cluster;
 
 use std::{
     fs::File,
@@ -18,6 +21,7 @@ use tdsync_client::transport::http::Http;
 use tdsync_protocol::wire::{PullQuery, PullResponse, SyncStatus};
 use tdsync_tenants::{Conflict, ProjectId, RebuildReport, TenantId};
 
+pub use self::cluster::ClusterConfig;
 use crate::oracle::ServerView;
 
 /// Where a run's clients sync.
@@ -31,6 +35,9 @@ pub enum Backend {
         /// The `tdsync` binary to run as the server.
         server_bin: PathBuf,
     },
+    /// Shard nodes and gateways of this binary sharing a Postgres control plane and Redis
+    /// (`--transport cluster`).
+    Cluster(ClusterConfig),
 }
 
 impl Backend {
@@ -41,17 +48,27 @@ impl Backend {
         })
     }
 
-    /// `inproc` or `http`, as reports and `--transport` name them.
+    /// `inproc`, `http` or `cluster`, as reports and `--transport` name them.
     pub fn label(&self) -> &'static str {
         match self {
             Backend::InProcess => "inproc",
             Backend::Http { .. } => "http",
+            Backend::Cluster(_) => "cluster",
+        }
+    }
+
+    /// The `tdsync harness run` options that choose this backend again (for repro lines).
+    pub fn repro_options(&self) -> String {
+        match self {
+            Backend::InProcess => String::new(),
+            Backend::Http { .. } => " --transport http".into(),
+            Backend::Cluster(c) => format!(" --transport cluster {}", c.repro_options()),
         }
     }
 }
 
-/// The `tdsync` binary that serves runs over HTTP: this executable when the harness runs inside
-/// `tdsync`, else `$TDSYNC_BIN`.
+/// The `tdsync` binary that serves runs over HTTP and in a cluster: this executable when the
+/// harness runs inside `tdsync`, else `$TDSYNC_BIN`.
 pub fn server_binary() -> Result<PathBuf, String> {
     if let Ok(exe) = std::env::current_exe()
         && exe.file_stem().and_then(|s| s.to_str()) == Some("tdsync")
@@ -65,9 +82,9 @@ pub fn server_binary() -> Result<PathBuf, String> {
             Path::new(&bin).display()
         )),
         None => Err(
-            "--transport http runs the tdsync binary as its server: run the harness as \
-             `tdsync harness run … --transport http`, or set TDSYNC_BIN to a built tdsync \
-             (such as target/debug/tdsync)"
+            "--transport http and cluster run the tdsync binary as their servers: run the \
+             harness as `tdsync harness run … --transport http`, or set TDSYNC_BIN to a built \
+             tdsync (such as target/debug/tdsync)"
                 .into(),
         ),
     }
@@ -339,32 +356,89 @@ const LIMITS_OUT_OF_REACH: &[&str] = &[
     "1000000000",
 ];
 
-/// A run's server over HTTP: the process, and the tenant, token and project made for the run.
-pub struct Remote {
-    pub process: ServeProcess,
-    pub data_dir: PathBuf,
+/// A run's server in processes of its own, as the world drives it and the oracle reads it: one
+/// `tdsync serve` ([`Remote`], `--transport http`) or a cluster ([`cluster::Cluster`]).
+pub trait RemoteServer {
+    /// The run's tenant, token and project.
+    fn run_project(&self) -> &RunProject;
+    /// The base URL client `i` syncs through.
+    fn url_for(&self, client: usize) -> String;
+    /// The project's shard file, on the server that holds it now.
+    fn shard_path(&self) -> Result<PathBuf, String>;
+    /// The server goes down for a while (a scenario's `server-down`): a process stops (SIGTERM,
+    /// SIGKILL if it does not exit in time). A cluster carries on: this returns once another
+    /// node serves the project.
+    fn stop(&mut self) -> Result<(), String>;
+    /// Whatever is down starts again, on its own data directory and port; returns once the
+    /// project is served.
+    fn start(&mut self) -> Result<(), String>;
+    /// Down and straight up again (a scenario's `restart-server`).
+    fn restart(&mut self) -> Result<(), String>;
+
+    /// Client `i`'s connection to the run's project (the faults are added around it).
+    fn transport(&self, client: usize) -> Result<Http, String> {
+        self.run_project().transport(&self.url_for(client))
+    }
+
+    /// The project's sync status, as client 0 gets it.
+    fn status(&self) -> Result<SyncStatus, String> {
+        use tdsync_client::Transport;
+        self.transport(0)?.status().map_err(|e| e.to_string())
+    }
+}
+
+/// The oracle reads a server in processes as td's clients do (the log and the conflicts over
+/// HTTP, through client 0's URL), and the projection from the shard file of whoever holds it.
+impl ServerView for dyn RemoteServer + '_ {
+    fn pull(&self, query: &PullQuery) -> Result<PullResponse, String> {
+        use tdsync_client::Transport;
+        self.transport(0)?.pull(query).map_err(|e| e.to_string())
+    }
+
+    fn shard_path(&self) -> Result<PathBuf, String> {
+        RemoteServer::shard_path(self)
+    }
+
+    fn rebuild_check(&self) -> Result<RebuildReport, String> {
+        let path = RemoteServer::shard_path(self)?;
+        tdsync_tenants::rebuild_check_file(&path).map_err(|e| e.to_string())
+    }
+
+    fn conflicts(&self) -> Result<Vec<Conflict>, String> {
+        self.run_project().conflicts(&self.url_for(0))
+    }
+}
+
+/// A run's tenant, admin token and project, made as an operator and td make them: the tenant and
+/// the token with the binary's admin commands, the project through `POST /v1/projects`.
+pub struct RunProject {
     pub tenant: TenantId,
     pub project: ProjectId,
     token: String,
     agent: ureq::Agent,
 }
 
-impl Remote {
-    /// Makes a tenant and a token with the admin commands, starts `tdsync serve` on `data_dir`,
-    /// and creates the run's project through `POST /v1/projects`.
-    pub fn start(bin: &Path, data_dir: &Path, log_path: &Path) -> Result<Remote, String> {
-        let mut process =
-            ServeProcess::new(bin, data_dir, log_path).with_serve_args(LIMITS_OUT_OF_REACH);
-        let tenant = process.admin(&["tenant", "create", "harness"])?;
-        let token = process.admin(&[
+impl RunProject {
+    /// A tenant named `name` and an admin token of it; `admin` runs one admin command against
+    /// the run's control plane and returns what it printed. Returns the tenant id and the token.
+    pub fn tenant_and_token(
+        admin: impl Fn(&[&str]) -> Result<String, String>,
+        name: &str,
+    ) -> Result<(String, String), String> {
+        let tenant = admin(&["tenant", "create", name])?;
+        let token = admin(&[
             "token", "mint", "--tenant", &tenant, "--scope", "admin", "--name", "harness",
         ])?;
         if !token.starts_with("tds_") {
             return Err(format!("token mint printed {token:?}, not a token"));
         }
-        process.start()?;
+        Ok((tenant, token))
+    }
+
+    /// Creates the run's project through the server at `base_url`.
+    pub fn create(base_url: &str, tenant: &str, token: String) -> Result<RunProject, String> {
         let agent = agent(Duration::from_secs(30));
-        let url = format!("{}/v1/projects", process.base_url());
+        let url = format!("{base_url}/v1/projects");
         let body = br#"{"name":"harness","description":""}"#;
         let (status, text) = read(
             agent
@@ -379,56 +453,63 @@ impl Remote {
         let created: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("POST /v1/projects: {e}: {text}"))?;
         let project = created["id"].as_str().unwrap_or_default();
-        Ok(Remote {
-            tenant: TenantId::parse(&tenant).map_err(|e| format!("tenant id {tenant:?}: {e}"))?,
+        Ok(RunProject {
+            tenant: TenantId::parse(tenant).map_err(|e| format!("tenant id {tenant:?}: {e}"))?,
             project: ProjectId::parse(project)
                 .map_err(|e| format!("project id {project:?}: {e}"))?,
-            process,
-            data_dir: data_dir.to_path_buf(),
             token,
             agent,
         })
     }
 
-    /// A client's connection to the run's project (the faults are added around it).
-    pub fn transport(&self) -> Result<Http, String> {
-        Http::new(
-            &self.process.base_url(),
-            self.project.as_str(),
-            Some(&self.token),
-        )
-        .map_err(|e| e.to_string())
+    /// A connection to the project through the server at `base_url`.
+    pub fn transport(&self, base_url: &str) -> Result<Http, String> {
+        Http::new(base_url, self.project.as_str(), Some(&self.token)).map_err(|e| e.to_string())
     }
 
-    pub fn status(&self) -> Result<SyncStatus, String> {
-        use tdsync_client::Transport;
-        self.transport()?.status().map_err(|e| e.to_string())
-    }
-
-    /// The project's shard file under the server's data directory.
-    pub fn shard_path(&self) -> PathBuf {
-        self.data_dir
+    /// The project's shard file under a server's data directory.
+    pub fn shard_in(&self, data_dir: &Path) -> PathBuf {
+        data_dir
             .join("tenants")
             .join(self.tenant.as_str())
             .join(format!("{}.db", self.project.as_str()))
     }
 
-    /// `GET /v1/projects/{id}/conflicts`, every page.
-    pub fn conflicts(&self) -> Result<Vec<Conflict>, String> {
+    /// A GET with the run's token: its status and body.
+    fn get(&self, url: &str) -> Result<(u16, String), String> {
+        read(
+            self.agent
+                .get(url)
+                .header("Authorization", format!("Bearer {}", self.token))
+                .call(),
+        )
+    }
+
+    /// Whether the server at `base_url` serves the project: a call that only the project's
+    /// owner answers (a gateway may answer a status, or a pull at the head, from the head shared
+    /// through Redis; the conflicts it always forwards).
+    pub fn served(&self, base_url: &str) -> Result<(), String> {
+        let url = format!(
+            "{base_url}/v1/projects/{}/conflicts?after=0&limit=1",
+            self.project
+        );
+        let (status, text) = self.get(&url)?;
+        match status {
+            200 => Ok(()),
+            _ => Err(format!("GET conflicts answered {status}: {text}")),
+        }
+    }
+
+    /// `GET /v1/projects/{id}/conflicts` at `base_url`, every page.
+    pub fn conflicts(&self, base_url: &str) -> Result<Vec<Conflict>, String> {
         let mut out: Vec<Conflict> = Vec::new();
         loop {
             let after = out.last().map_or(0, |c| c.id);
             let url = format!(
-                "{}/v1/projects/{}/conflicts?after={after}&limit=10000",
-                self.process.base_url(),
+                "{base_url}/v1/projects/{}/conflicts?after={after}&limit=10000",
                 self.project
             );
-            let (status, text) = read(
-                self.agent
-                    .get(&url)
-                    .header("Authorization", format!("Bearer {}", self.token))
-                    .call(),
-            )?;
+            let (status, text) = self.get(&url)?;
             if status != 200 {
                 return Err(format!("GET conflicts answered {status}: {text}"));
             }
@@ -451,21 +532,55 @@ fn read(
     Ok((status, text))
 }
 
-impl ServerView for Remote {
-    fn pull(&self, query: &PullQuery) -> Result<PullResponse, String> {
-        use tdsync_client::Transport;
-        self.transport()?.pull(query).map_err(|e| e.to_string())
+/// A run's server over HTTP (`--transport http`): one `tdsync serve` process with its own data
+/// directory and SQLite control plane.
+pub struct Remote {
+    pub process: ServeProcess,
+    pub data_dir: PathBuf,
+    pub project: RunProject,
+}
+
+impl Remote {
+    /// Makes a tenant and a token with the admin commands, starts `tdsync serve` on `data_dir`,
+    /// and creates the run's project through `POST /v1/projects`.
+    pub fn start(bin: &Path, data_dir: &Path, log_path: &Path) -> Result<Remote, String> {
+        let mut process =
+            ServeProcess::new(bin, data_dir, log_path).with_serve_args(LIMITS_OUT_OF_REACH);
+        let (tenant, token) = RunProject::tenant_and_token(|args| process.admin(args), "harness")?;
+        process.start()?;
+        let project = RunProject::create(&process.base_url(), &tenant, token)?;
+        Ok(Remote {
+            process,
+            data_dir: data_dir.to_path_buf(),
+            project,
+        })
+    }
+}
+
+impl RemoteServer for Remote {
+    fn run_project(&self) -> &RunProject {
+        &self.project
     }
 
-    fn shard_path(&self) -> PathBuf {
-        Remote::shard_path(self)
+    fn url_for(&self, _client: usize) -> String {
+        self.process.base_url()
     }
 
-    fn rebuild_check(&self) -> Result<RebuildReport, String> {
-        tdsync_tenants::rebuild_check_file(&self.shard_path()).map_err(|e| e.to_string())
+    fn shard_path(&self) -> Result<PathBuf, String> {
+        Ok(self.project.shard_in(&self.data_dir))
     }
 
-    fn conflicts(&self) -> Result<Vec<Conflict>, String> {
-        Remote::conflicts(self)
+    fn stop(&mut self) -> Result<(), String> {
+        self.process.stop();
+        Ok(())
+    }
+
+    fn start(&mut self) -> Result<(), String> {
+        self.process.start()
+    }
+
+    fn restart(&mut self) -> Result<(), String> {
+        self.process.stop();
+        self.process.start()
     }
 }

@@ -19,13 +19,13 @@ use tdsync_tenants::{ProjectId, TenantId, Tenants, TenantsConfig};
 use crate::{
     fixtures,
     plan::{Action, ClientSpec, NetworkFaults, Plan},
-    remote::{Backend, Remote},
+    remote::{Backend, Remote, RemoteServer, cluster::Cluster},
     td_writer::TdWriter,
     writes::{self, Names},
 };
 
-/// A simulated client's connection: the in-process store or a `tdsync serve` over HTTP, behind
-/// the same fault model.
+/// A simulated client's connection: the in-process store, or a `tdsync serve` or a cluster's
+/// gateway over HTTP, behind the same fault model.
 pub type SimTransport = Faulty<Box<dyn Transport>>;
 
 /// What went wrong building or driving the world (not a divergence: those are the oracle's).
@@ -35,6 +35,9 @@ pub enum WorldError {
     Setup(String),
     #[error("client {client}: {message}")]
     Client { client: usize, message: String },
+    /// A server in processes did not come back, or (a cluster) did not fail over.
+    #[error("the server: {0}")]
+    Server(String),
 }
 
 /// One line of a run's timeline.
@@ -152,9 +155,9 @@ fn break_apply_rule(_: &TdDatabase) -> Result<(), String> {
 }
 
 pub struct World {
-    /// Over HTTP: the `tdsync serve` process and the run's tenant, token and project (declared
-    /// first, so the process stops before its directory is removed).
-    pub remote: Option<Remote>,
+    /// Over HTTP: the `tdsync serve` process, or the cluster's, and the run's tenant, token and
+    /// project (declared first, so the processes stop before their directory is removed).
+    pub remote: Option<Box<dyn RemoteServer>>,
     pub dir: tempfile::TempDir,
     /// In-process: the server's store (stopped, unused, over HTTP).
     pub server: LocalServer,
@@ -201,8 +204,11 @@ impl World {
                     &dir.path().join("server.log"),
                 )
                 .map_err(|e| setup(&e))?;
-                let (tenant, project) = (remote.tenant.clone(), remote.project.clone());
-                (LocalServer::stopped(), Some(remote), tenant, project)
+                remote_parts(Box::new(remote))
+            }
+            Backend::Cluster(config) => {
+                let cluster = Cluster::start(config, dir.path()).map_err(|e| setup(&e))?;
+                remote_parts(Box::new(cluster))
             }
         };
         let mut world = World {
@@ -288,7 +294,7 @@ impl World {
                 self.tenant.clone(),
                 self.project.clone(),
             )),
-            Some(remote) => Box::new(remote.transport().map_err(|e| WorldError::Client {
+            Some(remote) => Box::new(remote.transport(i).map_err(|e| WorldError::Client {
                 client: i,
                 message: e,
             })?),
@@ -324,7 +330,7 @@ impl World {
     /// Starts the server on its data directory unless it is running.
     fn server_up(&mut self) -> Result<(), WorldError> {
         if let Some(remote) = &mut self.remote {
-            return remote.process.start().map_err(WorldError::Setup);
+            return remote.start().map_err(WorldError::Server);
         }
         if self.server.get().is_none() {
             self.server.start(open_store(self.dir.path())?);
@@ -336,11 +342,26 @@ impl World {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Stops the server (an HTTP run's process exits; calls fail as to an unreachable host).
-    fn server_down(&mut self) {
+    /// Stops the server (an HTTP run's process exits, calls fail as to an unreachable host; a
+    /// cluster's owner of the project exits, and another node takes the project over).
+    fn server_down(&mut self) -> Result<(), WorldError> {
         match &mut self.remote {
-            Some(remote) => remote.process.stop(),
-            None => self.server.stop(),
+            Some(remote) => remote.stop().map_err(WorldError::Server),
+            None => {
+                self.server.stop();
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops the server and starts it again at once.
+    fn restart_server(&mut self) -> Result<(), WorldError> {
+        match &mut self.remote {
+            Some(remote) => remote.restart().map_err(WorldError::Server),
+            None => {
+                self.server.stop();
+                self.server_up()
+            }
         }
     }
 
@@ -403,14 +424,8 @@ impl World {
                     .lose_next_push_reply();
                 Ok(())
             }
-            Action::RestartServer => {
-                self.server_down();
-                self.server_up().map_err(Outcome::Broken)
-            }
-            Action::ServerDown => {
-                self.server_down();
-                Ok(())
-            }
+            Action::RestartServer => self.restart_server().map_err(Outcome::Broken),
+            Action::ServerDown => self.server_down().map_err(Outcome::Broken),
             Action::ServerUp => self.server_up().map_err(Outcome::Broken),
             Action::SetClockSkew { client, secs } => {
                 self.clients[*client].spec.clock_skew_secs = *secs;
@@ -653,6 +668,20 @@ impl World {
         tx.commit().map_err(|e| broken(&e))?;
         Ok(())
     }
+}
+
+/// A server in processes of its own, and the tenant and project of the run, for a new world.
+fn remote_parts(
+    remote: Box<dyn RemoteServer>,
+) -> (
+    LocalServer,
+    Option<Box<dyn RemoteServer>>,
+    TenantId,
+    ProjectId,
+) {
+    let p = remote.run_project();
+    let (tenant, project) = (p.tenant.clone(), p.project.clone());
+    (LocalServer::stopped(), Some(remote), tenant, project)
 }
 
 enum Outcome {
