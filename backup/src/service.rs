@@ -237,7 +237,11 @@ impl BackupService {
                     "{key}: the backup has a hole: {missing}"
                 )));
             }
-            shipper.begin_epoch(&key, epoch, restored.seq + 1).await?;
+            // Begun already when the backup's newest epoch is this one: this node claimed the
+            // project under this lease before it restarted, and never wrote it locally.
+            if cat.epoch() < epoch {
+                shipper.begin_epoch(&key, epoch, restored.seq + 1).await?;
+            }
             Ok(restored.seq)
         }
         .await;
