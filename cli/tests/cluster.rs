@@ -129,6 +129,11 @@ fn requests(url: &str, route: &str) -> f64 {
         .sum()
 }
 
+/// The node of a two-node cluster that is not `node`.
+fn other_of_two(node: &str) -> &'static str {
+    if node == "node-0" { "node-1" } else { "node-0" }
+}
+
 fn acked(answer: &Value) -> Vec<i64> {
     answer["acks"]
         .as_array()
@@ -634,11 +639,7 @@ fn move_and_drain_under_load_lose_nothing() {
     let (status, _, body) = push(&c.gateway(0), &c.token, &c.project, "first", 0, 3).unwrap();
     assert_eq!(status, 200, "{body}");
     let (first, epoch, _) = c.placed().unwrap();
-    let other = if first == "node-0" {
-        "node-1"
-    } else {
-        "node-0"
-    };
+    let other = other_of_two(&first);
     let stop = Arc::new(AtomicBool::new(false));
     let pusher = steady_pusher(
         c.gateway(0),
@@ -868,11 +869,7 @@ fn a_move_is_announced_so_gateways_go_straight_to_the_new_owner() {
     let (status, _, body) = push(&g, &c.token, &c.project, "d", 0, 3).unwrap();
     assert_eq!(status, 200, "{body}");
     let (first, epoch, _) = c.placed().unwrap();
-    let other = if first == "node-0" {
-        "node-1"
-    } else {
-        "node-0"
-    };
+    let other = other_of_two(&first);
     c.cluster(&["move", &c.project, other]);
     eventually(
         "the project moved and is served",
