@@ -9,50 +9,31 @@
 //! as all the others together), each on a Postgres database of its own: nodes take over any
 //! project whose lease ran out, so two clusters on one database would take each other's.
 
-use std::{
-    collections::BTreeSet,
-    process::{Command, Output},
-};
+mod harness_runs;
+
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 use tdsync_acl::testing::PostgresTestDb;
 use tdsync_harness::scenario::CATALOGUE;
 
-fn run(pg: &str, redis: &str, scenarios: &[&str]) -> std::thread::JoinHandle<Output> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tdsync"));
-    cmd.args(["harness", "run", "--transport", "cluster", "--json"])
-        .args(["--control-plane", pg, "--redis", redis])
-        .args(scenarios);
-    std::thread::spawn(move || cmd.output().expect("run tdsync"))
+/// Over the cluster on `pg`'s database and `redis`.
+fn run(pg: &str, redis: &str, scenarios: &[&str]) -> std::thread::JoinHandle<std::process::Output> {
+    let mut args = vec!["--control-plane", pg, "--redis", redis];
+    args.extend(scenarios);
+    harness_runs::run("cluster", &args)
 }
 
-/// Every report of `runs`, each asserted converged over the cluster, by scenario.
-fn converged(runs: Vec<std::thread::JoinHandle<Output>>) -> Vec<Value> {
-    let mut reports = Vec::new();
-    for run in runs {
-        let out = run.join().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        for line in stdout.lines() {
-            let report: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{e}: {line}\nstderr: {stderr}"));
-            let name = report["scenario"].as_str().unwrap().to_string();
-            assert_eq!(report["transport"], "cluster", "{name}");
-            assert_eq!(
-                report["passed"], true,
-                "{name} over a cluster: {}\nrepro: {}",
-                report["failures"], report["repro"]
-            );
-            assert!(report["events"].as_i64().unwrap() > 0, "{name}");
-            let repro = report["repro"].as_str().unwrap();
-            assert!(
-                repro.contains("--transport cluster --control-plane postgres://")
-                    && repro.contains(" --redis "),
-                "{repro}"
-            );
-            reports.push(report);
-        }
-        assert!(out.status.success(), "exit {}: {stderr}", out.status);
+/// Every report of `runs`, converged, each with a repro line that rebuilds the cluster.
+fn converged(runs: Vec<std::thread::JoinHandle<std::process::Output>>) -> Vec<Value> {
+    let reports = harness_runs::converged("cluster", runs);
+    for report in &reports {
+        let repro = report["repro"].as_str().unwrap();
+        assert!(
+            repro.contains("--transport cluster --control-plane postgres://")
+                && repro.contains(" --redis "),
+            "{repro}"
+        );
     }
     reports
 }

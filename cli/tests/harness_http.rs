@@ -3,44 +3,22 @@
 //! split over two processes run side by side (the runs wait on the network more than on the
 //! CPU).
 
-use std::{
-    collections::BTreeSet,
-    process::{Command, Output},
-};
+mod harness_runs;
 
-use serde_json::Value;
+use std::collections::BTreeSet;
+
+use harness_runs::run;
 use tdsync_harness::scenario;
 
-fn run(transport: &str, scenarios: &[&str]) -> std::thread::JoinHandle<Output> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tdsync"));
-    cmd.args(["harness", "run", "--transport", transport, "--json"])
-        .args(scenarios);
-    std::thread::spawn(move || cmd.output().expect("run tdsync"))
-}
-
 /// The scenarios of `runs`' reports, each asserted converged over `transport`.
-fn converged(transport: &str, runs: Vec<std::thread::JoinHandle<Output>>) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    for run in runs {
-        let out = run.join().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        for line in stdout.lines() {
-            let report: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{e}: {line}\nstderr: {stderr}"));
-            let name = report["scenario"].as_str().unwrap().to_string();
-            assert_eq!(report["transport"], transport, "{name}");
-            assert_eq!(
-                report["passed"], true,
-                "{name} over {transport}: {}\nrepro: {}",
-                report["failures"], report["repro"]
-            );
-            assert!(report["events"].as_i64().unwrap() > 0, "{name}");
-            seen.insert(name);
-        }
-        assert!(out.status.success(), "exit {}: {stderr}", out.status);
-    }
-    seen
+fn converged(
+    transport: &str,
+    runs: Vec<std::thread::JoinHandle<std::process::Output>>,
+) -> BTreeSet<String> {
+    harness_runs::converged(transport, runs)
+        .iter()
+        .map(|r| r["scenario"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
