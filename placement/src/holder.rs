@@ -38,7 +38,8 @@ pub enum Acquired {
 struct Held {
     lease: Lease,
     deadline: Instant,
-    /// When the claim that granted it was sent: a renewal sent before then cannot know it.
+    /// When the claim that granted it was answered: a renewal sent before then may not have
+    /// seen it.
     claimed: Instant,
 }
 
@@ -126,7 +127,10 @@ impl Holder {
                     Held {
                         lease,
                         deadline,
-                        claimed: sent,
+                        // When the claim's answer came, not when it was sent: a claim sent
+                        // before a renewal may still commit after the renewal's statement
+                        // read the leases; one answered before the renewal was sent cannot.
+                        claimed: Instant::now(),
                     },
                 );
                 Ok(Acquired::Held {
@@ -184,8 +188,8 @@ impl Holder {
 }
 
 /// Applies a renewal sent at `sent` that kept `kept`: those get `deadline`; a lease the renewal
-/// did not keep is lost — unless it was claimed after the renewal was sent, which the renewal's
-/// statement could not see. Returns the lost ones.
+/// did not keep is lost — unless its claim was answered after the renewal was sent (it may have
+/// committed after the renewal's statement read the leases). Returns the lost ones.
 fn settle(
     held: &mut HashMap<Key, Held>,
     kept: Vec<Lease>,
