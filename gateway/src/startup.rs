@@ -125,7 +125,6 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         .transpose()?;
     recover_damaged_shards(&tenants, target.clone(), state.metrics().recoveries());
     let (Some(backup), Some(target)) = (&settings.backup, target) else {
-        serve_heads(&state);
         return Ok(state);
     };
     let (control_plane, postgres) = match url {
@@ -146,7 +145,6 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         settings.durability == Durability::Replicated,
     );
     let (Some(shard), Some(postgres)) = (&settings.shard, postgres) else {
-        serve_heads(&state);
         return Ok(state);
     };
     let node = tdsync_placement::NodeId::parse(&shard.node_id)
@@ -172,26 +170,18 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
         state.live().clone(),
     )
     .await?;
-    let state = state.with_ownership(ownership);
-    serve_heads(&state);
-    Ok(state)
+    serve_heads(&state, &ownership);
+    Ok(state.with_ownership(ownership))
 }
 
-/// The heads this process writes to the shared live state (for gateways to answer from): a
-/// shard node's are the projects it holds, under their lease epochs; a single node's are every
-/// project it knows.
-fn serve_heads(state: &AppState) {
+/// The heads a shard node writes to the shared live state, for gateways to answer from: the
+/// projects it holds, under their lease epochs. (Only gateways read them, so a single node
+/// writes none.)
+fn serve_heads(state: &AppState, ownership: &Arc<crate::ownership::Ownership>) {
     let tenants = state.tenants().clone();
-    let ownership = state.ownership().map(Arc::downgrade);
+    let ownership = Arc::downgrade(ownership);
     state.live().serve_heads(Arc::new(move || {
-        let served = match &ownership {
-            Some(ownership) => ownership.upgrade().map(|o| o.served()).unwrap_or_default(),
-            None => tenants
-                .heads()
-                .into_iter()
-                .map(|(tenant, project, _)| ((tenant, project), 0))
-                .collect(),
-        };
+        let served = ownership.upgrade().map(|o| o.served()).unwrap_or_default();
         served
             .into_iter()
             .filter_map(|((tenant, id), epoch)| {

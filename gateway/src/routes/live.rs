@@ -62,9 +62,9 @@ pub fn head(project: &Project, epoch: Option<i64>) -> Option<Head> {
 }
 
 /// After a push: where the device is, and — when it logged events — the change, for every
-/// subscriber, with the new head. The answer waits for the head to be shared (one round trip
-/// to Redis, skipped while it is down): once a push is acknowledged, every gateway knows the
-/// head moved.
+/// subscriber, with the new head. On a shard node the answer waits for the head to be shared
+/// (one round trip to Redis, skipped while it is down): once a push is acknowledged, every
+/// gateway knows the head moved.
 pub async fn pushed(
     state: &AppState,
     project: &Project,
@@ -149,5 +149,12 @@ async fn publish(
         touched,
         at: chrono::Utc::now(),
     };
-    state.live().publish(&key, shared, change).await;
+    if state.ownership().is_some() {
+        state.live().publish(&key, shared, change).await;
+    } else {
+        // Only a cluster's gateways read shared heads: a single node keeps the fan-out off
+        // the answer.
+        let live = state.live().clone();
+        tokio::spawn(async move { live.publish(&key, shared, change).await });
+    }
 }
