@@ -11,6 +11,8 @@
 #                              # and TDSYNC_S3_SERVER (s3s-fs: tests that stop and restart one)
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
 #   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
+#   ensure_smtp                # exports TDSYNC_TEST_SMTP_URL and TDSYNC_TEST_MAILDIR (an SMTP sink,
+#                              # infra/smtp_sink.py: every message received is a file there)
 #
 # To add a service, write ensure_<name> beside ensure_postgres: start it, export its URL, and
 # call services_on_exit with the command that stops it.
@@ -379,4 +381,112 @@ ensure_td() {
     rm -f "$log"
     export TD_BIN="$dir/td" TD_SYNC_BIN="$dir/td-sync"
     services_log "td: $("$TD_BIN" version 2>/dev/null | head -n 1) at $TD_BIN; td-sync at $TD_SYNC_BIN"
+}
+
+# --- SMTP (the login and invitation emails' tests send to it) ----------------------------------
+
+AIOSMTPD_VERSION=1.4.6
+
+# The venv aiosmtpd is kept in between runs.
+smtp_venv() { echo "${CARGO_TARGET_DIR:-$PWD/target}/tools/smtp-venv"; }
+
+# infra/smtp_sink.py, found beside this file (whatever the caller's working directory).
+SMTP_SINK_SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/smtp_sink.py"
+
+# Installs aiosmtpd $AIOSMTPD_VERSION (Apache-2.0) from PyPI into smtp_venv when it is missing
+# or another version, and prints the path of the venv's python.
+ensure_aiosmtpd() {
+    local venv python
+    venv=$(smtp_venv)
+    python="$venv/bin/python3"
+    if [ -x "$python" ] && [ "$("$python" -c 'import aiosmtpd; print(aiosmtpd.__version__)' \
+        2>/dev/null)" = "$AIOSMTPD_VERSION" ]; then
+        echo "$python"
+        return 0
+    fi
+    services_log "SMTP: installing aiosmtpd $AIOSMTPD_VERSION from PyPI into $venv" >&2
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        # Debian keeps venv (and pip) in a package of its own.
+        services_log "python3 cannot make a venv: installing Debian's python3-venv" >&2
+        services_as_root apt-get update -qq >&2
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+        python3 -m venv "$venv" >&2 || {
+            rm -rf "$venv"
+            echo "python3 cannot make a venv for aiosmtpd (Debian: apt-get install python3-venv)" >&2
+            return 1
+        }
+    fi
+    if ! "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "aiosmtpd==$AIOSMTPD_VERSION" >&2; then
+        rm -rf "$venv"
+        echo "installing aiosmtpd $AIOSMTPD_VERSION from PyPI failed" >&2
+        return 1
+    fi
+    echo "$python"
+}
+
+# Starts a throwaway SMTP server (infra/smtp_sink.py on aiosmtpd; no TLS, no authentication) on
+# a free loopback port that delivers every message it accepts to a fresh directory, one
+# `<sequence>-<first recipient>.eml` file each, as received; refuses recipients at
+# reject.invalid with 550. Exports TDSYNC_TEST_SMTP_URL=smtp://127.0.0.1:PORT and
+# TDSYNC_TEST_MAILDIR (that directory). An already exported TDSYNC_TEST_SMTP_URL is used as it
+# is, with TDSYNC_TEST_MAILDIR from the environment (where that server's messages appear).
+ensure_smtp() {
+    if [ -n "${TDSYNC_TEST_SMTP_URL:-}" ]; then
+        if [ -z "${TDSYNC_TEST_MAILDIR:-}" ]; then
+            echo "TDSYNC_TEST_SMTP_URL is set but TDSYNC_TEST_MAILDIR is not: set it to the" \
+                 "directory that server delivers to (the tests read the messages there)" >&2
+            return 1
+        fi
+        services_log "SMTP: using TDSYNC_TEST_SMTP_URL=$TDSYNC_TEST_SMTP_URL from the environment"
+        return 0
+    fi
+    local python
+    python=$(ensure_aiosmtpd) || return 1
+    SMTP_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tdsync-smtp.XXXXXX")
+    services_on_exit stop_smtp
+    mkdir "$SMTP_DIR/maildir"
+    local port attempt _
+    for attempt in 1 2 3; do
+        port=$(services_free_port) || return 1
+        "$python" -u "$SMTP_SINK_SCRIPT" --host 127.0.0.1 --port "$port" \
+            --maildir "$SMTP_DIR/maildir" </dev/null >"$SMTP_DIR/smtp.log" 2>&1 &
+        SMTP_PID=$!
+        # Up to 10 s: the first start compiles the venv's modules.
+        for _ in $(seq 1 100); do
+            # Exited (the port was taken meanwhile): try another one.
+            kill -0 "$SMTP_PID" 2>/dev/null || break
+            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+                export TDSYNC_TEST_SMTP_URL="smtp://127.0.0.1:$port" \
+                    TDSYNC_TEST_MAILDIR="$SMTP_DIR/maildir"
+                services_log "SMTP: aiosmtpd $AIOSMTPD_VERSION sink on 127.0.0.1:$port (messages in $TDSYNC_TEST_MAILDIR, log $SMTP_DIR/smtp.log)"
+                return 0
+            fi
+            sleep 0.1
+        done
+        if kill -0 "$SMTP_PID" 2>/dev/null; then
+            services_log "SMTP: the sink did not accept connections on port $port within 10 s (attempt $attempt of 3)"
+        else
+            services_log "SMTP: the sink exited before accepting connections on port $port (attempt $attempt of 3)"
+        fi
+        kill "$SMTP_PID" 2>/dev/null || true
+        wait "$SMTP_PID" 2>/dev/null || true
+        SMTP_PID=
+    done
+    cat "$SMTP_DIR/smtp.log" >&2
+    echo "the SMTP sink ($SMTP_SINK_SCRIPT) never accepted connections on 127.0.0.1 (its log is above)" >&2
+    return 1
+}
+
+stop_smtp() {
+    if [ -n "${SMTP_PID:-}" ]; then
+        kill "$SMTP_PID" 2>/dev/null || true
+        wait "$SMTP_PID" 2>/dev/null || true
+        SMTP_PID=
+    fi
+    [ -n "${SMTP_DIR:-}" ] || return 0
+    rm -rf "$SMTP_DIR"
+    SMTP_DIR=
 }

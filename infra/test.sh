@@ -17,6 +17,8 @@ step "services: Redis (the shared live state's tests)"
 ensure_redis
 step "services: S3-compatible object storage (backup tests)"
 ensure_s3
+step "services: SMTP (login and invitation emails)"
+ensure_smtp
 step "tools: headless Chromium (harness dashboard test)"
 ensure_chromium
 step "tools: td $TD_VERSION (the interop suite, td_golden, td_writer_vs_td)"
