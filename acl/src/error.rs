@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::{
-    clock::format_time, decision::Denied, ids::TokenId, mint::MintError, secret::HashFailed,
-    store::StoreError,
+    clock::format_time, decision::Denied, ids::TokenId, mint::MintError, onboarding::LoginError,
+    secret::HashFailed, store::StoreError,
 };
 
 /// Why a presented token was not accepted.
@@ -33,6 +33,8 @@ pub enum AclError {
     Denied(#[from] Denied),
     #[error(transparent)]
     Mint(#[from] MintError),
+    #[error(transparent)]
+    Login(#[from] LoginError),
     /// Bad input; nothing was changed.
     #[error("{0}")]
     Invalid(String),
@@ -41,6 +43,9 @@ pub enum AclError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An invitation past its expiry.
+    #[error("{0}")]
+    Expired(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -53,6 +58,7 @@ impl From<StoreError> for AclError {
             StoreError::NotFound(what) => AclError::NotFound(format!("{what} not found")),
             StoreError::Conflict(what) => AclError::Conflict(what),
             StoreError::ParentInactive(id) => AclError::Mint(MintError::ParentRevoked(id)),
+            StoreError::Expired(what) => AclError::Expired(format!("{what} has expired")),
             other => AclError::Store(other),
         }
     }

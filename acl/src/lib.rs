@@ -23,6 +23,8 @@ mod hasher;
 mod ids;
 mod mint;
 mod model;
+mod onboarding;
+mod people;
 mod scope;
 mod secret;
 mod service;
@@ -38,15 +40,24 @@ pub use duration::{
     BadDuration, MAX_SECONDS as MAX_DURATION_SECONDS, format_duration, parse_duration,
 };
 pub use error::{AclError, AuthError};
-pub use ids::{BadId, ProjectId, TenantId, TokenId};
+pub use ids::{BadId, InvitationId, ProjectId, TenantId, TokenId, UserId};
 pub use mint::{ChildSpec, MintError, MintRequest, check_child};
 pub use model::{
     Actor, AuditAction, AuditEvent, NewToken, Project, ProjectBinding, SecretHash, Tenant,
     TokenRecord, TokenState,
 };
+pub use onboarding::{
+    ApprovalLink, Approved, GITHUB_RECHECK, GITHUB_TOKEN_TTL, INVITATION_TTL, LOGIN_POLL_SECONDS,
+    LOGIN_TOKEN_TTL, LOGIN_TTL, LoginError, LoginPoll, LoginStarted, clean_email,
+};
+pub use people::{
+    DeviceLogin, GithubAccount, GithubGrant, GithubLink, Invitation, InvitationStatus, LoginStatus,
+    Membership, User,
+};
 pub use scope::{BadScopes, Scope, Scopes, TdRole};
 pub use secret::{HashCost, TOKEN_PREFIX, Token};
 pub use service::{Acl, AclConfig, IssuedToken, MAX_DESCRIPTION, MAX_NAME};
 pub use store::{
-    AnyStore, ControlPlaneStore, ControlPlaneUrl, PostgresStore, SqliteStore, StoreError,
+    AnyStore, ControlPlaneStore, ControlPlaneUrl, PeopleStore, PostgresStore, SqliteStore,
+    StoreError,
 };

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     clock::format_time,
-    ids::{ProjectId, TenantId, TokenId},
+    ids::{ProjectId, TenantId, TokenId, UserId},
     scope::Scopes,
 };
 
@@ -95,6 +95,8 @@ pub struct TokenRecord {
     pub projects: ProjectBinding,
     /// The token this one was minted from, if any.
     pub parent: Option<TokenId>,
+    /// The person it was minted for (a login, an invitation, GitHub), if any.
+    pub user: Option<UserId>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -154,6 +156,10 @@ pub enum Actor {
     Cli,
     /// A request authenticated with this token.
     Token(TokenId),
+    /// A person acting without a token (approving a login link, signing in with GitHub).
+    User(UserId),
+    /// tdsync itself (a GitHub grant revoked when a re-check finds the access gone).
+    System,
 }
 
 impl Actor {
@@ -161,12 +167,18 @@ impl Actor {
         match self {
             Actor::Cli => "cli".into(),
             Actor::Token(id) => id.to_string(),
+            Actor::User(id) => id.to_string(),
+            Actor::System => "system".into(),
         }
     }
 
     pub fn parse(raw: &str) -> Option<Actor> {
         if raw == "cli" {
             Some(Actor::Cli)
+        } else if raw == "system" {
+            Some(Actor::System)
+        } else if raw.starts_with(UserId::PREFIX) {
+            UserId::parse(raw).ok().map(Actor::User)
         } else {
             TokenId::parse(raw).ok().map(Actor::Token)
         }
@@ -187,6 +199,14 @@ pub enum AuditAction {
     TokenMinted,
     TokenRevoked,
     TokenScopesChanged,
+    MemberAdded,
+    MemberRemoved,
+    InvitationCreated,
+    InvitationAccepted,
+    InvitationDeclined,
+    InvitationRevoked,
+    LoginApproved,
+    GithubLinked,
 }
 
 impl AuditAction {
@@ -197,6 +217,14 @@ impl AuditAction {
             AuditAction::TokenMinted => "token_minted",
             AuditAction::TokenRevoked => "token_revoked",
             AuditAction::TokenScopesChanged => "token_scopes_changed",
+            AuditAction::MemberAdded => "member_added",
+            AuditAction::MemberRemoved => "member_removed",
+            AuditAction::InvitationCreated => "invitation_created",
+            AuditAction::InvitationAccepted => "invitation_accepted",
+            AuditAction::InvitationDeclined => "invitation_declined",
+            AuditAction::InvitationRevoked => "invitation_revoked",
+            AuditAction::LoginApproved => "login_approved",
+            AuditAction::GithubLinked => "github_linked",
         }
     }
 
@@ -207,6 +235,14 @@ impl AuditAction {
             AuditAction::TokenMinted,
             AuditAction::TokenRevoked,
             AuditAction::TokenScopesChanged,
+            AuditAction::MemberAdded,
+            AuditAction::MemberRemoved,
+            AuditAction::InvitationCreated,
+            AuditAction::InvitationAccepted,
+            AuditAction::InvitationDeclined,
+            AuditAction::InvitationRevoked,
+            AuditAction::LoginApproved,
+            AuditAction::GithubLinked,
         ]
         .into_iter()
         .find(|a| a.as_str() == raw)
@@ -221,6 +257,9 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     pub tenant: TenantId,
     pub actor: Actor,
+    /// The person behind the actor (a person's own id, or the person a token was minted
+    /// for), by email or GitHub login.
+    pub person: Option<String>,
     pub action: AuditAction,
     /// The id of the tenant, project or token acted on.
     pub subject: String,
@@ -235,6 +274,7 @@ pub(crate) fn minted_detail(record: &TokenRecord) -> serde_json::Value {
         "projects": record.projects.to_json(),
         "expires_at": record.expires_at.map(format_time),
         "parent": record.parent.as_ref().map(|p| p.as_str()),
+        "user": record.user.as_ref().map(|u| u.as_str()),
     })
 }
 

@@ -31,7 +31,7 @@ use crate::{
     decision::{Action, Denied, Target, TokenGrant, decide},
     error::{AclError, AuthError},
     hasher::Hasher,
-    ids::{ProjectId, TenantId, TokenId},
+    ids::{ProjectId, TenantId, TokenId, UserId},
     mint::{MintError, MintRequest, check_child},
     model::{
         Actor, AuditEvent, NewToken, Project, ProjectBinding, Tenant, TokenRecord, TokenState,
@@ -69,6 +69,17 @@ impl Default for AclConfig {
 pub struct IssuedToken {
     pub token: Token,
     pub record: TokenRecord,
+}
+
+/// A token to mint, before its secret exists.
+pub(crate) struct Draft {
+    pub tenant: TenantId,
+    pub name: String,
+    pub scopes: Scopes,
+    pub projects: ProjectBinding,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub parent: Option<TokenId>,
+    pub user: Option<UserId>,
 }
 
 /// The longest project or token name, in characters (after trimming).
@@ -221,19 +232,16 @@ impl<S: ControlPlaneStore> Acl<S> {
             ),
             None => None,
         };
-        let projects = request.projects.unwrap_or(ProjectBinding::All);
-        let name = request.name.as_deref().unwrap_or("token");
-        self.issue(
-            tenant,
-            name,
-            request.scopes,
-            projects,
+        let draft = Draft {
+            tenant: tenant.clone(),
+            name: request.name.unwrap_or_else(|| "token".into()),
+            scopes: request.scopes,
+            projects: request.projects.unwrap_or(ProjectBinding::All),
             expires_at,
-            None,
-            actor,
-            now,
-        )
-        .await
+            parent: None,
+            user: None,
+        };
+        self.issue(draft, actor, now).await
     }
 
     /// Mints a child of a verified token; refused when it would exceed its parent.
@@ -244,52 +252,56 @@ impl<S: ControlPlaneStore> Acl<S> {
     ) -> Result<IssuedToken, AclError> {
         let now = self.now();
         let spec = check_child(parent, &request, now)?;
-        let default_name = format!("child of {}", parent.id);
-        let name = request.name.as_deref().unwrap_or(&default_name);
-        let actor = Actor::Token(parent.id.clone());
-        let parent_id = Some(parent.id.clone());
-        let tenant = &parent.tenant;
-        self.issue(
-            tenant,
-            name,
-            spec.scopes,
-            spec.projects,
-            spec.expires_at,
-            parent_id,
-            &actor,
-            now,
-        )
-        .await
+        let draft = Draft {
+            tenant: parent.tenant.clone(),
+            name: request
+                .name
+                .unwrap_or_else(|| format!("child of {}", parent.id)),
+            scopes: spec.scopes,
+            projects: spec.projects,
+            expires_at: spec.expires_at,
+            parent: Some(parent.id.clone()),
+            user: None,
+        };
+        self.issue(draft, &Actor::Token(parent.id.clone()), now)
+            .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn issue(
         &self,
-        tenant: &TenantId,
-        name: &str,
-        scopes: Scopes,
-        projects: ProjectBinding,
-        expires_at: Option<DateTime<Utc>>,
-        parent: Option<TokenId>,
+        draft: Draft,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, AclError> {
-        if scopes.is_empty() {
+        let (issued, new) = self.seal(draft, now).await?;
+        self.store.insert_token(&new, actor).await?;
+        Ok(issued)
+    }
+
+    /// A checked record with a fresh secret, and what the store keeps of it (the secret's
+    /// argon2id hash): not inserted yet.
+    pub(crate) async fn seal(
+        &self,
+        draft: Draft,
+        now: DateTime<Utc>,
+    ) -> Result<(IssuedToken, NewToken), AclError> {
+        if draft.scopes.is_empty() {
             return Err(AclError::Invalid("a token needs at least one scope".into()));
         }
-        if matches!(&projects, ProjectBinding::Only(set) if set.is_empty()) {
+        if matches!(&draft.projects, ProjectBinding::Only(set) if set.is_empty()) {
             return Err(AclError::Invalid(
                 "a project list must name at least one project".into(),
             ));
         }
         let record = TokenRecord {
             id: TokenId::generate(),
-            tenant: tenant.clone(),
-            name: clean_name("token name", name)?,
-            scopes,
-            projects,
-            parent,
-            expires_at,
+            tenant: draft.tenant,
+            name: clean_name("token name", &draft.name)?,
+            scopes: draft.scopes,
+            projects: draft.projects,
+            parent: draft.parent,
+            user: draft.user,
+            expires_at: draft.expires_at,
             created_at: now,
             last_used_at: None,
             revoked_at: None,
@@ -300,16 +312,16 @@ impl<S: ControlPlaneStore> Acl<S> {
             .blocking_hash(move || hash_secret(&secret, cost))
             .await?
             .map_err(AclError::Hash)?;
-        self.store
-            .insert_token(
-                &NewToken {
-                    record: record.clone(),
-                    secret_hash,
-                },
-                actor,
-            )
-            .await?;
-        Ok(IssuedToken { token, record })
+        let new = NewToken {
+            record: record.clone(),
+            secret_hash,
+        };
+        Ok((IssuedToken { token, record }, new))
+    }
+
+    /// Counts a revocation made here, so this process's cached grants are re-read at once.
+    pub(crate) fn revoked_here(&self) {
+        self.local_revocations.fetch_add(1, Ordering::AcqRel);
     }
 
     pub async fn token(&self, id: &TokenId) -> Result<TokenRecord, AclError> {

@@ -3,9 +3,10 @@
 use std::collections::BTreeSet;
 
 use crate::{
-    ids::{ProjectId, TenantId, TokenId},
+    ids::{InvitationId, ProjectId, TenantId, TokenId, UserId},
     model::{Actor, AuditAction, ProjectBinding},
-    scope::Scopes,
+    people::{InvitationStatus, LoginStatus},
+    scope::{Scopes, TdRole},
     store::StoreError,
 };
 
@@ -56,4 +57,29 @@ pub(crate) fn binding(all: bool, projects: &[String]) -> Result<ProjectBinding, 
         ));
     }
     Ok(ProjectBinding::Only(set))
+}
+
+pub(crate) fn user_id(raw: &str) -> Result<UserId, StoreError> {
+    UserId::parse(raw).map_err(|_| corrupt("user id", raw))
+}
+
+pub(crate) fn invitation_id(raw: &str) -> Result<InvitationId, StoreError> {
+    InvitationId::parse(raw).map_err(|_| corrupt("invitation id", raw))
+}
+
+pub(crate) fn role(raw: &str) -> Result<TdRole, StoreError> {
+    TdRole::parse(raw).ok_or_else(|| corrupt("role", raw))
+}
+
+pub(crate) fn invitation_status(raw: &str) -> Result<InvitationStatus, StoreError> {
+    InvitationStatus::parse(raw).ok_or_else(|| corrupt("invitation status", raw))
+}
+
+pub(crate) fn login_status(raw: &str) -> Result<LoginStatus, StoreError> {
+    LoginStatus::parse(raw).ok_or_else(|| corrupt("login status", raw))
+}
+
+/// How the audit log names a person: their email, else their GitHub login.
+pub(crate) fn person(email: Option<String>, github_login: Option<String>) -> Option<String> {
+    email.or(github_login.map(|login| format!("github:{login}")))
 }

@@ -24,20 +24,27 @@ use std::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    ids::{ProjectId, TenantId, TokenId},
+    ids::{InvitationId, ProjectId, TenantId, TokenId, UserId},
     model::{Actor, AuditEvent, NewToken, Project, SecretHash, Tenant, TokenRecord},
+    people::{
+        DeviceLogin, GithubAccount, GithubGrant, GithubLink, Invitation, InvitationStatus,
+        Membership, User,
+    },
     scope::Scopes,
 };
 
 mod decode;
+mod people;
 pub mod postgres;
 pub mod sqlite;
 
+pub use people::PeopleStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// The control plane's persistence. See the module documentation for the guarantees.
-pub trait ControlPlaneStore: Send + Sync + 'static {
+/// The control plane's persistence. See the module documentation for the guarantees; people
+/// (users, memberships, invitations, logins, GitHub grants) are in [`PeopleStore`].
+pub trait ControlPlaneStore: PeopleStore {
     /// Inserts a tenant. A name already taken is a [`StoreError::Conflict`].
     fn create_tenant(
         &self,
@@ -142,9 +149,12 @@ pub enum StoreError {
     /// The tenant, project, token or parent does not exist.
     #[error("{0} not found")]
     NotFound(String),
-    /// A unique name is already taken.
+    /// A unique name is already taken, or a change conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// An invitation or a login is past its expiry.
+    #[error("{0} has expired")]
+    Expired(String),
     /// The parent of a token being minted was revoked meanwhile.
     #[error("token {0} is revoked: it can no longer mint")]
     ParentInactive(TokenId),
@@ -343,6 +353,139 @@ impl ControlPlaneStore for AnyStore {
     }
 }
 
+impl PeopleStore for AnyStore {
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        dispatch!(self, s => s.user(id).await)
+    }
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        dispatch!(self, s => s.user_by_email(email).await)
+    }
+    async fn user_for_email(&self, email: &str, at: DateTime<Utc>) -> Result<User, StoreError> {
+        dispatch!(self, s => s.user_for_email(email, at).await)
+    }
+    async fn user_for_github(
+        &self,
+        account: &GithubAccount,
+        sealed_token: &str,
+        at: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        dispatch!(self, s => s.user_for_github(account, sealed_token, at).await)
+    }
+    async fn members(&self, tenant: &TenantId) -> Result<Vec<(User, Membership)>, StoreError> {
+        dispatch!(self, s => s.members(tenant).await)
+    }
+    async fn memberships(&self, user: &UserId) -> Result<Vec<Membership>, StoreError> {
+        dispatch!(self, s => s.memberships(user).await)
+    }
+    async fn remove_member(
+        &self,
+        tenant: &TenantId,
+        user: &UserId,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<TokenId>, StoreError> {
+        dispatch!(self, s => s.remove_member(tenant, user, actor, at).await)
+    }
+    async fn insert_invitation(&self, invitation: &Invitation) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_invitation(invitation).await)
+    }
+    async fn invitation(&self, id: &InvitationId) -> Result<Option<Invitation>, StoreError> {
+        dispatch!(self, s => s.invitation(id).await)
+    }
+    async fn invitations(
+        &self,
+        tenant: &TenantId,
+        project: Option<&ProjectId>,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        dispatch!(self, s => s.invitations(tenant, project).await)
+    }
+    async fn invitations_for(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        dispatch!(self, s => s.invitations_for(email, now).await)
+    }
+    async fn accept_invitation(
+        &self,
+        id: &InvitationId,
+        user: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<Membership, StoreError> {
+        dispatch!(self, s => s.accept_invitation(id, user, at).await)
+    }
+    async fn close_invitation(
+        &self,
+        id: &InvitationId,
+        to: InvitationStatus,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<Invitation, StoreError> {
+        dispatch!(self, s => s.close_invitation(id, to, actor, at).await)
+    }
+    async fn insert_device_login(&self, login: &DeviceLogin) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_device_login(login).await)
+    }
+    async fn device_login(&self, code_hash: &str) -> Result<Option<DeviceLogin>, StoreError> {
+        dispatch!(self, s => s.device_login(code_hash).await)
+    }
+    async fn device_login_by_link(&self, link_id: &str) -> Result<Option<DeviceLogin>, StoreError> {
+        dispatch!(self, s => s.device_login_by_link(link_id).await)
+    }
+    async fn approve_device_login(
+        &self,
+        link_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.approve_device_login(link_id, at).await)
+    }
+    async fn consume_device_login(
+        &self,
+        code_hash: &str,
+        token: &NewToken,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.consume_device_login(code_hash, token, actor).await)
+    }
+    async fn forget_device_logins(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.forget_device_logins(before).await)
+    }
+    async fn set_github_link(
+        &self,
+        project: &ProjectId,
+        link: Option<&GithubLink>,
+        actor: &Actor,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_github_link(project, link, actor, at).await)
+    }
+    async fn github_link(&self, project: &ProjectId) -> Result<Option<GithubLink>, StoreError> {
+        dispatch!(self, s => s.github_link(project).await)
+    }
+    async fn insert_github_grant(
+        &self,
+        token: &NewToken,
+        repo: &str,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_github_grant(token, repo, actor).await)
+    }
+    async fn github_grants_due(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<GithubGrant>, StoreError> {
+        dispatch!(self, s => s.github_grants_due(before, limit).await)
+    }
+    async fn record_github_check(
+        &self,
+        token: &TokenId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_github_check(token, at).await)
+    }
+}
+
 /// Messages shared by both backends, so they say the same thing.
 pub(crate) mod msg {
     use crate::ids::{ProjectId, TenantId, TokenId};
@@ -367,6 +510,23 @@ pub(crate) mod msg {
     }
     pub fn duplicate(what: &str, id: &str) -> String {
         format!("{what} {id} already exists")
+    }
+    pub fn invitation(id: &crate::ids::InvitationId) -> String {
+        format!("invitation {id}")
+    }
+    pub fn not_pending(status: crate::people::InvitationStatus) -> String {
+        format!("the invitation is {status}, not pending")
+    }
+    pub fn member(user: &crate::ids::UserId, tenant: &TenantId) -> String {
+        format!("member {user} of tenant {tenant}")
+    }
+    pub fn role_clash(held: crate::scope::TdRole, asked: crate::scope::TdRole) -> String {
+        format!(
+            "this person is already a {held} of the tenant, not a {asked}: a person has one role \
+             per tenant (invite them as {held}, or remove them and invite them again)",
+            held = held.as_str(),
+            asked = asked.as_str()
+        )
     }
 }
 

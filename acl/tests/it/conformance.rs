@@ -50,6 +50,7 @@ fn token(id: &str, tenant: &str, parent: Option<&str>, projects: &[&str]) -> New
                 )
             },
             parent: parent.map(|p| TokenId::parse(p).unwrap()),
+            user: None,
             expires_at: Some(t0() + TimeDelta::days(3)),
             created_at: t0() + TimeDelta::minutes(10),
             last_used_at: None,

@@ -17,6 +17,7 @@
 //! which locks against concurrent start-ups).
 
 mod feed;
+mod people;
 mod queries;
 
 use std::{sync::Arc, time::Duration};

@@ -20,10 +20,13 @@ use crate::{
 /// The advisory lock every control-plane write takes ("tdcp" in ASCII).
 const WRITE_LOCK: i64 = 0x7464_6370;
 
-type Tx = Transaction<'static, Postgres>;
+pub(super) type Tx = Transaction<'static, Postgres>;
 
 /// The live token `id` and its live descendants, `id` first.
-async fn unrevoked_subtree(tx: &mut Tx, id: &TokenId) -> Result<Vec<TokenId>, StoreError> {
+pub(super) async fn unrevoked_subtree(
+    tx: &mut Tx,
+    id: &TokenId,
+) -> Result<Vec<TokenId>, StoreError> {
     // UNION (not UNION ALL) so even a hand-made cycle terminates.
     let raw: Vec<String> = sqlx::query_scalar(
         "WITH RECURSIVE tree(id) AS (
@@ -43,7 +46,7 @@ async fn unrevoked_subtree(tx: &mut Tx, id: &TokenId) -> Result<Vec<TokenId>, St
 }
 
 /// Moves the revocation generation and tells every node, at commit.
-async fn bump_generation(tx: &mut Tx) -> Result<u64, StoreError> {
+pub(super) async fn bump_generation(tx: &mut Tx) -> Result<u64, StoreError> {
     let new: i64 = sqlx::query_scalar(
         "UPDATE revocation_generation SET generation = generation + 1 WHERE id = 1
          RETURNING generation",
@@ -62,7 +65,7 @@ async fn bump_generation(tx: &mut Tx) -> Result<u64, StoreError> {
 }
 
 impl PostgresStore {
-    async fn write_tx(&self) -> Result<Tx, StoreError> {
+    pub(super) async fn write_tx(&self) -> Result<Tx, StoreError> {
         let mut tx = self.pool.begin().await.map_err(pg_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
@@ -73,7 +76,11 @@ impl PostgresStore {
     }
 }
 
-async fn exists(tx: &mut Tx, sql: &'static str, args: &[&str]) -> Result<bool, StoreError> {
+pub(super) async fn exists(
+    tx: &mut Tx,
+    sql: &'static str,
+    args: &[&str],
+) -> Result<bool, StoreError> {
     let mut q = sqlx::query(sql);
     for a in args {
         q = q.bind(*a);
@@ -84,7 +91,7 @@ async fn exists(tx: &mut Tx, sql: &'static str, args: &[&str]) -> Result<bool, S
         .is_some())
 }
 
-async fn audit(
+pub(super) async fn audit(
     tx: &mut Tx,
     at: DateTime<Utc>,
     tenant: &TenantId,
@@ -109,7 +116,7 @@ async fn audit(
     Ok(())
 }
 
-fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+pub(super) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     row: &'r PgRow,
     column: &str,
 ) -> Result<T, StoreError> {
@@ -139,12 +146,13 @@ fn project_from(row: &PgRow) -> Result<Project, StoreError> {
 macro_rules! token_columns {
     () => {
         "id, tenant_id, name, scopes, all_projects, parent_id, expires_at, \
-         created_at, last_used_at, revoked_at, secret_hash"
+         created_at, last_used_at, revoked_at, secret_hash, user_id"
     };
 }
 
 fn token_from(row: &PgRow, projects: &[String]) -> Result<(TokenRecord, SecretHash), StoreError> {
     let parent: Option<&str> = get(row, "parent_id")?;
+    let user: Option<&str> = get(row, "user_id")?;
     let record = TokenRecord {
         id: decode::token_id(get(row, "id")?)?,
         tenant: decode::tenant_id(get(row, "tenant_id")?)?,
@@ -152,12 +160,131 @@ fn token_from(row: &PgRow, projects: &[String]) -> Result<(TokenRecord, SecretHa
         scopes: decode::scopes(get(row, "scopes")?)?,
         projects: decode::binding(get(row, "all_projects")?, projects)?,
         parent: parent.map(decode::token_id).transpose()?,
+        user: user.map(decode::user_id).transpose()?,
         expires_at: get(row, "expires_at")?,
         created_at: get(row, "created_at")?,
         last_used_at: get(row, "last_used_at")?,
         revoked_at: get(row, "revoked_at")?,
     };
     Ok((record, SecretHash(get(row, "secret_hash")?)))
+}
+
+/// Inserts a token inside `tx` after the checks [`ControlPlaneStore::insert_token`] promises.
+pub(super) async fn insert_token_tx(
+    tx: &mut Tx,
+    token: &NewToken,
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let r = &token.record;
+    if !exists(
+        tx,
+        "SELECT 1 FROM tenants WHERE id = $1",
+        &[r.tenant.as_str()],
+    )
+    .await?
+    {
+        return Err(StoreError::NotFound(msg::tenant(&r.tenant)));
+    }
+    if exists(tx, "SELECT 1 FROM tokens WHERE id = $1", &[r.id.as_str()]).await? {
+        return Err(StoreError::Conflict(msg::duplicate("token", r.id.as_str())));
+    }
+    if let Some(parent) = &r.parent {
+        let found: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT revoked_at FROM tokens WHERE id = $1 AND tenant_id = $2")
+                .bind(parent.as_str())
+                .bind(r.tenant.as_str())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(pg_error)?;
+        match found {
+            None => return Err(StoreError::NotFound(msg::parent_in(parent, &r.tenant))),
+            Some(Some(_)) => return Err(StoreError::ParentInactive(parent.clone())),
+            Some(None) => {}
+        }
+    }
+    if let Some(user) = &r.user
+        && !exists(tx, "SELECT 1 FROM users WHERE id = $1", &[user.as_str()]).await?
+    {
+        return Err(StoreError::NotFound(format!("user {user}")));
+    }
+    if let ProjectBinding::Only(set) = &r.projects {
+        for p in set {
+            let sql = "SELECT 1 FROM projects WHERE id = $1 AND tenant_id = $2";
+            if !exists(tx, sql, &[p.as_str(), r.tenant.as_str()]).await? {
+                return Err(StoreError::NotFound(msg::project_in(p, &r.tenant)));
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO tokens (id, tenant_id, name, secret_hash, scopes, all_projects,
+                             parent_id, expires_at, created_at, last_used_at, revoked_at,
+                             user_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(r.id.as_str())
+    .bind(r.tenant.as_str())
+    .bind(&r.name)
+    .bind(&token.secret_hash.0)
+    .bind(r.scopes.to_string())
+    .bind(r.projects.is_all())
+    .bind(r.parent.as_ref().map(|p| p.as_str()))
+    .bind(r.expires_at)
+    .bind(r.created_at)
+    .bind(r.last_used_at)
+    .bind(r.revoked_at)
+    .bind(r.user.as_ref().map(|u| u.as_str()))
+    .execute(&mut **tx)
+    .await
+    .map_err(pg_error)?;
+    if let ProjectBinding::Only(set) = &r.projects {
+        for p in set {
+            sqlx::query(
+                "INSERT INTO token_projects (token_id, tenant_id, project_id) VALUES ($1, $2, $3)",
+            )
+            .bind(r.id.as_str())
+            .bind(r.tenant.as_str())
+            .bind(p.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(pg_error)?;
+        }
+    }
+    let action = AuditAction::TokenMinted;
+    let detail = minted_detail(r);
+    audit(
+        tx,
+        r.created_at,
+        &r.tenant,
+        actor,
+        action,
+        r.id.as_str(),
+        detail,
+    )
+    .await
+}
+
+/// Revokes the live subtree of `root` inside `tx`, each with its audit row; the caller moves the
+/// generation when anything was revoked. Returns the ids revoked, `root` first.
+pub(super) async fn revoke_subtree(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    root: &TokenId,
+    actor: &Actor,
+    at: DateTime<Utc>,
+) -> Result<Vec<TokenId>, StoreError> {
+    let ids = unrevoked_subtree(tx, root).await?;
+    for each in &ids {
+        sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1")
+            .bind(each.as_str())
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(pg_error)?;
+        let detail = revoked_detail(root, each);
+        let action = AuditAction::TokenRevoked;
+        audit(tx, at, tenant, actor, action, each.as_str(), detail).await?;
+    }
+    Ok(ids)
 }
 
 impl ControlPlaneStore for PostgresStore {
@@ -314,93 +441,8 @@ impl ControlPlaneStore for PostgresStore {
     }
 
     async fn insert_token(&self, token: &NewToken, actor: &Actor) -> Result<(), StoreError> {
-        let r = &token.record;
         let mut tx = self.write_tx().await?;
-        if !exists(
-            &mut tx,
-            "SELECT 1 FROM tenants WHERE id = $1",
-            &[r.tenant.as_str()],
-        )
-        .await?
-        {
-            return Err(StoreError::NotFound(msg::tenant(&r.tenant)));
-        }
-        if exists(
-            &mut tx,
-            "SELECT 1 FROM tokens WHERE id = $1",
-            &[r.id.as_str()],
-        )
-        .await?
-        {
-            return Err(StoreError::Conflict(msg::duplicate("token", r.id.as_str())));
-        }
-        if let Some(parent) = &r.parent {
-            let found: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                "SELECT revoked_at FROM tokens WHERE id = $1 AND tenant_id = $2",
-            )
-            .bind(parent.as_str())
-            .bind(r.tenant.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(pg_error)?;
-            match found {
-                None => return Err(StoreError::NotFound(msg::parent_in(parent, &r.tenant))),
-                Some(Some(_)) => return Err(StoreError::ParentInactive(parent.clone())),
-                Some(None) => {}
-            }
-        }
-        if let ProjectBinding::Only(set) = &r.projects {
-            for p in set {
-                let sql = "SELECT 1 FROM projects WHERE id = $1 AND tenant_id = $2";
-                if !exists(&mut tx, sql, &[p.as_str(), r.tenant.as_str()]).await? {
-                    return Err(StoreError::NotFound(msg::project_in(p, &r.tenant)));
-                }
-            }
-        }
-        sqlx::query(
-            "INSERT INTO tokens (id, tenant_id, name, secret_hash, scopes, all_projects,
-                                 parent_id, expires_at, created_at, last_used_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(r.id.as_str())
-        .bind(r.tenant.as_str())
-        .bind(&r.name)
-        .bind(&token.secret_hash.0)
-        .bind(r.scopes.to_string())
-        .bind(r.projects.is_all())
-        .bind(r.parent.as_ref().map(|p| p.as_str()))
-        .bind(r.expires_at)
-        .bind(r.created_at)
-        .bind(r.last_used_at)
-        .bind(r.revoked_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_error)?;
-        if let ProjectBinding::Only(set) = &r.projects {
-            for p in set {
-                sqlx::query(
-                    "INSERT INTO token_projects (token_id, tenant_id, project_id) VALUES ($1, $2, $3)",
-                )
-                .bind(r.id.as_str())
-                .bind(r.tenant.as_str())
-                .bind(p.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(pg_error)?;
-            }
-        }
-        let action = AuditAction::TokenMinted;
-        let detail = minted_detail(r);
-        audit(
-            &mut tx,
-            r.created_at,
-            &r.tenant,
-            actor,
-            action,
-            r.id.as_str(),
-            detail,
-        )
-        .await?;
+        insert_token_tx(&mut tx, token, actor).await?;
         tx.commit().await.map_err(pg_error)
     }
 
@@ -485,18 +527,7 @@ impl ControlPlaneStore for PostgresStore {
             return Err(StoreError::NotFound(msg::token(id)));
         };
         let tenant = decode::tenant_id(&tenant)?;
-        let ids = unrevoked_subtree(&mut tx, id).await?;
-        for each in &ids {
-            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1")
-                .bind(each.as_str())
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .map_err(pg_error)?;
-            let detail = revoked_detail(id, each);
-            let action = AuditAction::TokenRevoked;
-            audit(&mut tx, at, &tenant, actor, action, each.as_str(), detail).await?;
-        }
+        let ids = revoke_subtree(&mut tx, &tenant, id, actor, at).await?;
         let mut generation = None;
         if !ids.is_empty() {
             generation = Some(bump_generation(&mut tx).await?);
@@ -600,8 +631,12 @@ impl ControlPlaneStore for PostgresStore {
 
     async fn audit_log(&self, tenant: &TenantId) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, at, tenant_id, actor, action, subject, detail FROM audit_log
-             WHERE tenant_id = $1 ORDER BY seq",
+            "SELECT a.seq, a.at, a.tenant_id, a.actor, a.action, a.subject, a.detail,
+                    u.email, u.github_login
+             FROM audit_log a
+             LEFT JOIN tokens t ON t.id = a.actor
+             LEFT JOIN users u ON u.id = coalesce(t.user_id, a.actor)
+             WHERE a.tenant_id = $1 ORDER BY a.seq",
         )
         .bind(tenant.as_str())
         .fetch_all(&self.pool)
@@ -614,6 +649,7 @@ impl ControlPlaneStore for PostgresStore {
                     at: get(row, "at")?,
                     tenant: decode::tenant_id(get(row, "tenant_id")?)?,
                     actor: decode::actor(get(row, "actor")?)?,
+                    person: decode::person(get(row, "email")?, get(row, "github_login")?),
                     action: decode::audit_action(get(row, "action")?)?,
                     subject: get(row, "subject")?,
                     detail: decode::detail(get(row, "detail")?)?,

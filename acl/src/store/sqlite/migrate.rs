@@ -8,9 +8,10 @@ use rusqlite::{Connection, TransactionBehavior};
 /// 'tdcp' in ASCII.
 const APPLICATION_ID: i64 = 0x7464_6370;
 
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/sqlite/0001_control_plane.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_control_plane.sql"),
+    include_str!("../../../migrations/sqlite/0002_people.sql"),
+];
 
 #[derive(Debug)]
 pub(super) enum MigrateFailure {

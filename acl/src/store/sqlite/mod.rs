@@ -9,6 +9,7 @@
 //! microseconds, so a revocation is seen by the very next verification.
 
 mod migrate;
+mod people;
 mod queries;
 
 use std::{

@@ -19,15 +19,19 @@ use crate::{
     store::{ControlPlaneStore, StoreError, decode, msg},
 };
 
-fn time(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn time(raw: &str) -> Result<DateTime<Utc>, StoreError> {
     parse_time(raw).ok_or_else(|| StoreError::Corrupt(format!("timestamp {raw:?}")))
 }
 
-fn opt_time(raw: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(super) fn opt_time(raw: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     raw.as_deref().map(time).transpose()
 }
 
-fn exists(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<bool, Failure> {
+pub(super) fn exists(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<bool, Failure> {
     Ok(conn
         .prepare_cached(sql)?
         .query_row(args, |_| Ok(()))
@@ -35,11 +39,11 @@ fn exists(conn: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<b
         .is_some())
 }
 
-fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, Failure> {
+pub(super) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>, Failure> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn audit(
+pub(super) fn audit(
     tx: &Transaction<'_>,
     at: DateTime<Utc>,
     tenant: &TenantId,
@@ -106,7 +110,7 @@ fn project_from(
 }
 
 const TOKEN_COLUMNS: &str = "id, tenant_id, name, scopes, all_projects, parent_id, expires_at, \
-                             created_at, last_used_at, revoked_at, secret_hash";
+                             created_at, last_used_at, revoked_at, secret_hash, user_id";
 
 /// A `tokens` row as stored.
 struct TokenRow {
@@ -121,6 +125,7 @@ struct TokenRow {
     last_used_at: Option<String>,
     revoked_at: Option<String>,
     secret_hash: String,
+    user: Option<String>,
 }
 
 fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
@@ -136,6 +141,7 @@ fn token_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
         last_used_at: row.get(8)?,
         revoked_at: row.get(9)?,
         secret_hash: row.get(10)?,
+        user: row.get(11)?,
     })
 }
 
@@ -148,6 +154,7 @@ impl TokenRow {
             scopes: decode::scopes(&self.scopes)?,
             projects: decode::binding(self.all_projects, projects)?,
             parent: self.parent.as_deref().map(decode::token_id).transpose()?,
+            user: self.user.as_deref().map(decode::user_id).transpose()?,
             expires_at: opt_time(self.expires_at)?,
             created_at: time(&self.created_at)?,
             last_used_at: opt_time(self.last_used_at)?,
@@ -180,7 +187,7 @@ fn load_token(conn: &Connection, id: &str) -> Result<Option<(TokenRecord, Secret
 }
 
 /// The token and its descendants that are not revoked yet, the token first.
-fn unrevoked_subtree(conn: &Connection, id: &str) -> Result<Vec<String>, Failure> {
+pub(super) fn unrevoked_subtree(conn: &Connection, id: &str) -> Result<Vec<String>, Failure> {
     // UNION (not UNION ALL) so even a hand-made cycle terminates.
     let mut st = conn.prepare_cached(
         "WITH RECURSIVE tree(id) AS (
@@ -197,12 +204,124 @@ fn unrevoked_subtree(conn: &Connection, id: &str) -> Result<Vec<String>, Failure
 }
 
 /// Moves the revocation generation (other processes notice through `data_version`).
-fn bump_generation(tx: &Transaction<'_>) -> Result<(), Failure> {
+pub(super) fn bump_generation(tx: &Transaction<'_>) -> Result<(), Failure> {
     tx.execute(
         "UPDATE revocation_generation SET generation = generation + 1 WHERE id = 1",
         [],
     )?;
     Ok(())
+}
+
+/// Inserts a token inside `tx` after the checks [`ControlPlaneStore::insert_token`] promises.
+pub(super) fn insert_token_tx(
+    tx: &Transaction<'_>,
+    t: &NewToken,
+    actor: &Actor,
+) -> Result<(), Failure> {
+    let r = &t.record;
+    if !exists(
+        tx,
+        "SELECT 1 FROM tenants WHERE id = ?1",
+        [r.tenant.as_str()],
+    )? {
+        return Err(StoreError::NotFound(msg::tenant(&r.tenant)).into());
+    }
+    if exists(tx, "SELECT 1 FROM tokens WHERE id = ?1", [r.id.as_str()])? {
+        return Err(StoreError::Conflict(msg::duplicate("token", r.id.as_str())).into());
+    }
+    if let Some(parent) = &r.parent {
+        let found: Option<Option<String>> = tx
+            .prepare_cached("SELECT revoked_at FROM tokens WHERE id = ?1 AND tenant_id = ?2")?
+            .query_row(params![parent.as_str(), r.tenant.as_str()], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        match found {
+            None => return Err(StoreError::NotFound(msg::parent_in(parent, &r.tenant)).into()),
+            Some(Some(_)) => return Err(StoreError::ParentInactive(parent.clone()).into()),
+            Some(None) => {}
+        }
+    }
+    if let Some(user) = &r.user
+        && !exists(tx, "SELECT 1 FROM users WHERE id = ?1", [user.as_str()])?
+    {
+        return Err(StoreError::NotFound(format!("user {user}")).into());
+    }
+    if let ProjectBinding::Only(set) = &r.projects {
+        for p in set {
+            let sql = "SELECT 1 FROM projects WHERE id = ?1 AND tenant_id = ?2";
+            if !exists(tx, sql, params![p.as_str(), r.tenant.as_str()])? {
+                return Err(StoreError::NotFound(msg::project_in(p, &r.tenant)).into());
+            }
+        }
+    }
+    tx.execute(
+        "INSERT INTO tokens (id, tenant_id, name, secret_hash, scopes, all_projects, parent_id,
+                             expires_at, created_at, last_used_at, revoked_at, user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            r.id.as_str(),
+            r.tenant.as_str(),
+            r.name,
+            t.secret_hash.0,
+            r.scopes.to_string(),
+            r.projects.is_all(),
+            r.parent.as_ref().map(|p| p.as_str()),
+            r.expires_at.map(format_time),
+            format_time(r.created_at),
+            r.last_used_at.map(format_time),
+            r.revoked_at.map(format_time),
+            r.user.as_ref().map(|u| u.as_str()),
+        ],
+    )?;
+    if let ProjectBinding::Only(set) = &r.projects {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO token_projects (token_id, tenant_id, project_id) VALUES (?1, ?2, ?3)",
+        )?;
+        for p in set {
+            st.execute(params![r.id.as_str(), r.tenant.as_str(), p.as_str()])?;
+        }
+    }
+    let action = AuditAction::TokenMinted;
+    audit(
+        tx,
+        r.created_at,
+        &r.tenant,
+        actor,
+        action,
+        r.id.as_str(),
+        minted_detail(r),
+    )
+}
+
+/// Revokes the live subtree of `root` inside `tx`, each with its audit row; the caller moves the
+/// generation when anything was revoked. Returns the ids revoked, `root` first.
+pub(super) fn revoke_subtree(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    root: &TokenId,
+    actor: &Actor,
+    at: DateTime<Utc>,
+) -> Result<Vec<TokenId>, Failure> {
+    let ids = unrevoked_subtree(tx, root.as_str())?
+        .iter()
+        .map(|raw| decode::token_id(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    for each in &ids {
+        tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1")?
+            .execute(params![each.as_str(), format_time(at)])?;
+        let detail = revoked_detail(root, each);
+        audit(
+            tx,
+            at,
+            tenant,
+            actor,
+            AuditAction::TokenRevoked,
+            each.as_str(),
+            detail,
+        )?;
+    }
+    Ok(ids)
 }
 
 impl ControlPlaneStore for SqliteStore {
@@ -349,65 +468,8 @@ impl ControlPlaneStore for SqliteStore {
     async fn insert_token(&self, token: &NewToken, actor: &Actor) -> Result<(), StoreError> {
         let (t, actor) = (token.clone(), actor.clone());
         self.run(move |conn| {
-            let r = &t.record;
             let tx = write_tx(conn)?;
-            if !exists(&tx, "SELECT 1 FROM tenants WHERE id = ?1", [r.tenant.as_str()])? {
-                return Err(StoreError::NotFound(msg::tenant(&r.tenant)).into());
-            }
-            if exists(&tx, "SELECT 1 FROM tokens WHERE id = ?1", [r.id.as_str()])? {
-                return Err(StoreError::Conflict(msg::duplicate("token", r.id.as_str())).into());
-            }
-            if let Some(parent) = &r.parent {
-                let found: Option<Option<String>> = tx
-                    .prepare_cached(
-                        "SELECT revoked_at FROM tokens WHERE id = ?1 AND tenant_id = ?2",
-                    )?
-                    .query_row(params![parent.as_str(), r.tenant.as_str()], |row| row.get(0))
-                    .optional()?;
-                match found {
-                    None => {
-                        return Err(StoreError::NotFound(msg::parent_in(parent, &r.tenant)).into());
-                    }
-                    Some(Some(_)) => return Err(StoreError::ParentInactive(parent.clone()).into()),
-                    Some(None) => {}
-                }
-            }
-            if let ProjectBinding::Only(set) = &r.projects {
-                for p in set {
-                    let sql = "SELECT 1 FROM projects WHERE id = ?1 AND tenant_id = ?2";
-                    if !exists(&tx, sql, params![p.as_str(), r.tenant.as_str()])? {
-                        return Err(StoreError::NotFound(msg::project_in(p, &r.tenant)).into());
-                    }
-                }
-            }
-            tx.execute(
-                "INSERT INTO tokens (id, tenant_id, name, secret_hash, scopes, all_projects,
-                                     parent_id, expires_at, created_at, last_used_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    r.id.as_str(),
-                    r.tenant.as_str(),
-                    r.name,
-                    t.secret_hash.0,
-                    r.scopes.to_string(),
-                    r.projects.is_all(),
-                    r.parent.as_ref().map(|p| p.as_str()),
-                    r.expires_at.map(format_time),
-                    format_time(r.created_at),
-                    r.last_used_at.map(format_time),
-                    r.revoked_at.map(format_time),
-                ],
-            )?;
-            if let ProjectBinding::Only(set) = &r.projects {
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO token_projects (token_id, tenant_id, project_id) VALUES (?1, ?2, ?3)",
-                )?;
-                for p in set {
-                    st.execute(params![r.id.as_str(), r.tenant.as_str(), p.as_str()])?;
-                }
-            }
-            let action = AuditAction::TokenMinted;
-            audit(&tx, r.created_at, &r.tenant, &actor, action, r.id.as_str(), minted_detail(r))?;
+            insert_token_tx(&tx, &t, &actor)?;
             tx.commit()?;
             Ok(())
         })
@@ -475,24 +537,7 @@ impl ControlPlaneStore for SqliteStore {
                 return Err(StoreError::NotFound(msg::token(&id)).into());
             };
             let tenant = decode::tenant_id(&tenant)?;
-            let ids = unrevoked_subtree(&tx, id.as_str())?
-                .iter()
-                .map(|raw| decode::token_id(raw))
-                .collect::<Result<Vec<_>, _>>()?;
-            for each in &ids {
-                tx.prepare_cached("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1")?
-                    .execute(params![each.as_str(), format_time(at)])?;
-                let detail = revoked_detail(&id, each);
-                audit(
-                    &tx,
-                    at,
-                    &tenant,
-                    &actor,
-                    AuditAction::TokenRevoked,
-                    each.as_str(),
-                    detail,
-                )?;
-            }
+            let ids = revoke_subtree(&tx, &tenant, &id, &actor, at)?;
             if !ids.is_empty() {
                 bump_generation(&tx)?;
             }
@@ -590,8 +635,12 @@ impl ControlPlaneStore for SqliteStore {
         let tenant = tenant.clone();
         self.run(move |conn| {
             let mut st = conn.prepare_cached(
-                "SELECT seq, at, tenant_id, actor, action, subject, detail FROM audit_log
-                 WHERE tenant_id = ?1 ORDER BY seq",
+                "SELECT a.seq, a.at, a.tenant_id, a.actor, a.action, a.subject, a.detail,
+                        u.email, u.github_login
+                 FROM audit_log a
+                 LEFT JOIN tokens t ON t.id = a.actor
+                 LEFT JOIN users u ON u.id = coalesce(t.user_id, a.actor)
+                 WHERE a.tenant_id = ?1 ORDER BY a.seq",
             )?;
             let rows = st.query_map([tenant.as_str()], |r| {
                 Ok((
@@ -602,16 +651,18 @@ impl ControlPlaneStore for SqliteStore {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
+                    decode::person(r.get(7)?, r.get(8)?),
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (seq, at, tenant, actor, action, subject, detail) = row?;
+                let (seq, at, tenant, actor, action, subject, detail, person) = row?;
                 out.push(AuditEvent {
                     seq,
                     at: time(&at)?,
                     tenant: decode::tenant_id(&tenant)?,
                     actor: decode::actor(&actor)?,
+                    person,
                     action: decode::audit_action(&action)?,
                     subject,
                     detail: decode::detail(&detail)?,
