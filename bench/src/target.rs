@@ -85,6 +85,7 @@ impl InProcess {
             backup,
             shard: None,
             gateway: false,
+            people: Default::default(),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (url, token, served) = runtime.block_on(async move {

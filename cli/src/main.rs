@@ -93,6 +93,7 @@ fn serve(
         backup: args.backup(),
         shard: args.cluster.shard(),
         gateway: args.cluster.role == tdsync_gateway::configuration::Role::Gateway,
+        people: args.people.settings(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

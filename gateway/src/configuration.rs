@@ -54,6 +54,58 @@ pub struct ServeArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
+    #[command(flatten)]
+    pub people: PeopleArgs,
+}
+
+/// How people get in by themselves: `td auth login` (an emailed link), invitations by email,
+/// and GitHub sign-in for linked projects.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "People (logins, invitations, GitHub)")]
+pub struct PeopleArgs {
+    /// Where people reach this server: the links in login and invitation emails
+    /// [default: http://<the bound address>].
+    #[arg(long, env = "TDSYNC_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Send login and invitation emails through this SMTP server: smtp://HOST:PORT (plain),
+    /// smtp://USER:PASSWORD@HOST:587?tls=required (STARTTLS) or smtps://USER:PASSWORD@HOST:465.
+    /// Without it, each email (with its link) is written to this server's log, so a single
+    /// machine still works.
+    #[arg(long, env = "TDSYNC_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The From of emails [default: tdsync <noreply@HOST of --public-url>].
+    #[arg(long, env = "TDSYNC_MAIL_FROM", value_name = "MAILBOX")]
+    pub mail_from: Option<String>,
+    /// The key that seals secrets kept at rest (people's GitHub tokens), as 64 hex digits.
+    /// Without it the key is read from --secret-key-file, made on first start. Every process
+    /// of a cluster needs the same key.
+    #[arg(
+        long,
+        env = "TDSYNC_SECRET_KEY",
+        value_name = "HEX",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+    /// Where the secret key is kept when not given [default: <data-dir>/secret.key].
+    #[arg(long, env = "TDSYNC_SECRET_KEY_FILE", value_name = "PATH")]
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl PeopleArgs {
+    pub fn settings(&self) -> crate::people::PeopleSettings {
+        let given = |v: &Option<String>| {
+            v.as_ref()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        crate::people::PeopleSettings {
+            public_url: given(&self.public_url),
+            smtp_url: given(&self.smtp_url),
+            mail_from: given(&self.mail_from),
+            secret_key: given(&self.secret_key),
+            secret_key_file: self.secret_key_file.clone(),
+        }
+    }
 }
 
 /// A shard node of a cluster (`--role shard`): it serves the projects whose lease it holds in
@@ -249,6 +301,8 @@ pub struct Settings {
     pub backup: Option<BackupSettings>,
     /// A shard node of a cluster; None: `--role all` or `gateway`.
     pub shard: Option<ShardSettings>,
+    /// Public URL, mail, the secret key (logins, invitations, GitHub).
+    pub people: crate::people::PeopleSettings,
     /// `--role gateway`.
     pub gateway: bool,
 }

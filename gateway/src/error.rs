@@ -49,6 +49,10 @@ impl ApiError {
         self
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, error_code::BAD_REQUEST, message)
     }
@@ -164,6 +168,21 @@ impl From<tdsync_acl::AclError> for ApiError {
             E::Auth(e) => ApiError::from(e),
             E::Denied(e) => ApiError::from(e),
             E::Mint(e) => ApiError::forbidden(e.to_string()),
+            E::Login(e) => {
+                use tdsync_acl::LoginError as L;
+                let message = e.to_string();
+                match e {
+                    L::BadEmail(_) | L::BadChallenge(_) | L::BadLink => {
+                        ApiError::bad_request(message)
+                    }
+                    L::Expired | L::Used => ApiError::new(StatusCode::GONE, "expired", message),
+                    L::WrongVerifier => {
+                        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_verifier", message)
+                    }
+                    L::NoAccess(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+                }
+            }
+            E::Expired(m) => ApiError::new(StatusCode::GONE, "expired", m),
             E::Invalid(m) => ApiError::bad_request(m),
             E::NotFound(m) => ApiError::not_found(m),
             E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod ownership;
+pub mod people;
 pub mod proxy;
 pub mod routes;
 pub mod startup;

@@ -215,6 +215,41 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
+/// The client address a request is counted against (see [`Limits::client_ip`]), for handlers
+/// with limits of their own (starting a login).
+pub struct ClientAddress(String);
+
+impl ClientAddress {
+    /// The bucket key: the address, or its /64 for IPv6; `unknown` without a peer (in-process).
+    pub fn key(&self) -> &str {
+        &self.0
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<ClientAddress, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let client = peer.map(|peer| state.limits().client_ip(peer, &parts.headers));
+        Ok(ClientAddress(
+            client.map_or_else(|| "unknown".to_string(), address_key),
+        ))
+    }
+}
+
+/// A bucket name for a value that must not be kept in clear (an email address).
+pub fn hashed(raw: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(raw.as_bytes())[..16])
+}
+
 /// The bucket key of an address: itself, or its /64 for IPv6.
 fn address_key(ip: IpAddr) -> String {
     match ip {

@@ -68,11 +68,14 @@ pub async fn open(settings: &Settings) -> anyhow::Result<AppState> {
             tdsync_live::Live::with_shared(Arc::new(shared))
         }
     };
+    let people = crate::people::People::open(&settings.people, &settings.data_dir)
+        .context("people: mail and the secret key")?;
     let state = AppState::new(
         tenants.clone(),
         Arc::new(acl),
         Arc::new(live),
         settings.limits.clone(),
+        Arc::new(people),
     );
     if settings.gateway {
         let tdsync_acl::ControlPlaneUrl::Postgres(postgres) = &url else {
@@ -262,6 +265,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        state.people().bound(addr);
+    }
     let flusher = state.acl().spawn_last_used_flusher(Duration::from_secs(10));
     let live_sync = state.live().spawn_sync(LIVE_SYNC_EVERY);
     // Replies are small and written whole: send them at once instead of letting Nagle's

@@ -9,7 +9,8 @@ use tdsync_live::Live;
 use tdsync_tenants::Tenants;
 
 use crate::{
-    error::ApiError, limits::Limits, metrics::Metrics, ownership::Ownership, proxy::Proxy,
+    error::ApiError, limits::Limits, metrics::Metrics, ownership::Ownership, people::People,
+    proxy::Proxy,
 };
 
 /// Cheap to clone: one `Arc`.
@@ -22,6 +23,8 @@ struct Inner {
     live: Arc<Live>,
     limits: Limits,
     metrics: Metrics,
+    /// Logins, invitations and GitHub sign-ins: links, mail, sealed secrets.
+    people: Arc<People>,
     /// Shipping to the backup target (`--backup-to`), if configured.
     backup: Option<Arc<BackupService>>,
     /// `--durability replicated`: a push is answered once its events are in the backup.
@@ -34,12 +37,19 @@ struct Inner {
 
 impl AppState {
     /// `limits`: how requests are rate-limited (`limits::enforce`); `Limits::off()` for none.
-    pub fn new(tenants: Tenants, acl: Arc<Acl>, live: Arc<Live>, limits: Limits) -> AppState {
+    pub fn new(
+        tenants: Tenants,
+        acl: Arc<Acl>,
+        live: Arc<Live>,
+        limits: Limits,
+        people: Arc<People>,
+    ) -> AppState {
         AppState(Arc::new(Inner {
             tenants,
             acl,
             live,
             limits,
+            people,
             metrics: Metrics::default(),
             backup: None,
             replicated: false,
@@ -119,6 +129,33 @@ impl AppState {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    pub fn people(&self) -> &Arc<People> {
+        &self.0.people
+    }
+
+    /// Counts one login start against `bucket` (always on, whatever the rate-limit settings:
+    /// each start may send an email); 429 with `Retry-After` when over `rate`.
+    pub fn admit_login(&self, bucket: &str, rate: tdsync_live::Rate) -> Result<(), ApiError> {
+        let now = self.0.limits.clock.now();
+        match self.0.live.admit_at(bucket, rate, now) {
+            tdsync_live::Admission::Allowed => Ok(()),
+            tdsync_live::Admission::Refused { retry_after } => {
+                let secs = crate::limits::retry_after_secs(retry_after);
+                Err(ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    tdsync_protocol::wire::error_code::RATE_LIMITED,
+                    format!(
+                        "too many logins started: at most {} a minute per address and {} per \
+                         client; retry after {secs} s",
+                        crate::routes::login::PER_EMAIL.per_minute,
+                        crate::routes::login::PER_CLIENT.per_minute
+                    ),
+                )
+                .with_retry_after(secs))
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub(crate) mod live;
+pub mod login;
 pub mod members;
 pub mod meta;
 pub mod projects;
@@ -83,6 +84,12 @@ fn control_routes() -> Router<AppState> {
         .route(
             "/v1/projects/{id}/members/{user_id}",
             patch(members::set_role).delete(members::remove),
+        )
+        .route("/v1/auth/device/start", post(login::start))
+        .route("/v1/auth/device/poll", post(login::poll))
+        .route(
+            "/auth/device/approve",
+            get(login::approve_page).post(login::approve),
         )
         .route("/v1/tokens", post(tokens::mint).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))

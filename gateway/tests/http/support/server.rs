@@ -18,6 +18,7 @@ use tdsync_acl::{
 };
 use tdsync_gateway::{
     limits::{LimitClock, Limits},
+    people::{People, PeopleSettings},
     startup,
     state::AppState,
 };
@@ -89,7 +90,23 @@ impl TestServer {
             .expect("SQLite is always available")
     }
 
-    fn start_with(backend: Backend, test: &str, mut limits: Limits) -> Option<TestServer> {
+    fn start_with(backend: Backend, test: &str, limits: Limits) -> Option<TestServer> {
+        TestServer::start_full(backend, test, limits, PeopleSettings::default())
+    }
+
+    /// A server (SQLite) whose login and invitation emails go as `people` says (an SMTP
+    /// server of the test's), with the default rate limits.
+    pub fn start_with_people(people: PeopleSettings) -> TestServer {
+        TestServer::start_full(Backend::Sqlite, "sqlite", Limits::default(), people)
+            .expect("SQLite is always available")
+    }
+
+    fn start_full(
+        backend: Backend,
+        test: &str,
+        mut limits: Limits,
+        people: PeopleSettings,
+    ) -> Option<TestServer> {
         logs::install();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -113,11 +130,13 @@ impl TestServer {
         let moved = clock.clone();
         limits.clock =
             LimitClock::from_fn(move || origin + (moved.now() - t0()).to_std().unwrap_or_default());
+        let people = Arc::new(People::open(&people, &data_dir).unwrap());
         let state = AppState::new(
             tenants.clone(),
             acl.clone(),
             Arc::new(tdsync_live::Live::in_process()),
             limits,
+            people,
         );
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
