@@ -387,14 +387,24 @@ impl<S: ControlPlaneStore> Acl<S> {
         }
     }
 
-    /// The person accepts an invitation addressed to their email. Their tokens minted before
-    /// do not grow: the next login's token includes the project.
+    /// The person accepts an invitation addressed to their email: the invitation as accepted,
+    /// and the membership it extended. Their tokens minted before do not grow: the next login's
+    /// token includes the project.
     pub async fn accept_invitation(
         &self,
         id: &InvitationId,
         user: &UserId,
-    ) -> Result<Membership, AclError> {
-        Ok(self.store().accept_invitation(id, user, self.now()).await?)
+    ) -> Result<(Invitation, Membership), AclError> {
+        let membership = self
+            .store()
+            .accept_invitation(id, user, self.now())
+            .await?;
+        let invitation = self
+            .store()
+            .invitation(id)
+            .await?
+            .ok_or_else(|| AclError::NotFound(format!("invitation {id} not found")))?;
+        Ok((invitation, membership))
     }
 
     pub async fn decline_invitation(

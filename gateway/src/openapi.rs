@@ -25,13 +25,15 @@ use utoipa::{
     },
 };
 
-use crate::routes::{events, members, meta, projects, recovery, sync, tokens};
+use crate::routes::{
+    events, invitations, login, members, meta, projects, recovery, sync, tokens,
+};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "tdsync",
-        description = "A multi-tenant sync service for td. The `sync`, `projects` and `members` routes are td's v1 sync API, field for field, so an unmodified td syncs with `TD_SYNC_URL` and `TD_AUTH_KEY`; `tokens` and `recovery` are tdsync's additions. Every error body carries both `{code, message}` and `{error: {code, message}}`.",
+        description = "A multi-tenant sync service for td. The `sync`, `projects`, `members`, `invitations` and `auth` routes are td's v1 sync API, field for field, so an unmodified td syncs with `TD_SYNC_URL` and `TD_AUTH_KEY` and logs in with `td auth login`; `tokens` and `recovery` are tdsync's additions. Every error body carries both `{code, message}` and `{error: {code, message}}`.",
         license(name = "MIT")
     ),
     paths(
@@ -40,6 +42,9 @@ use crate::routes::{events, members, meta, projects, recovery, sync, tokens};
         sync::push, sync::pull, sync::status, sync::snapshot, sync::cursors,
         events::stream_events,
         members::list, members::invite, members::set_role, members::remove,
+        invitations::invite, invitations::list, invitations::revoke, invitations::mine,
+        invitations::accept, invitations::decline,
+        login::start, login::poll,
         recovery::conflicts, recovery::restore, recovery::history,
         tokens::mint, tokens::list, tokens::revoke,
     ),
@@ -54,7 +59,9 @@ use crate::routes::{events, members, meta, projects, recovery, sync, tokens};
     tags(
         (name = "sync", description = "td's push, pull, status and snapshot"),
         (name = "projects", description = "td's projects"),
-        (name = "members", description = "td's members, mapped onto tokens"),
+        (name = "members", description = "td's members, mapped onto tokens; td's invite makes an invitation"),
+        (name = "invitations", description = "Invitations by email: the invitee joins when they log in with that email"),
+        (name = "auth", description = "`td auth login`: an emailed approval link and td's PKCE device flow; every way in ends in a token"),
         (name = "tokens", description = "Scoped tokens; agents mint their own children"),
         (name = "recovery", description = "Conflicts kept with both versions, and entity history"),
         (name = "service", description = "Health, metrics, this document"),

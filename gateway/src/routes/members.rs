@@ -1,7 +1,7 @@
 //! td's project members, mapped onto tokens: the "members" of a project are the active tokens
 //! that reach it, with td's role names (read = reader, write = writer, admin = owner). td's
-//! invite-by-email needs an email user system; tdsync has tokens instead, so `POST` explains
-//! which `tdsync token mint` command to run.
+//! invite-by-email (`td sync-project invite`) creates an invitation (`routes::invitations`):
+//! the person joins when they log in with that email.
 
 use axum::{
     Json,
@@ -106,15 +106,19 @@ pub async fn list(
     Ok(Json(members))
 }
 
-/// `POST /v1/projects/{id}/members`: not supported (no email users); answers 422 with the
-/// command that gives someone access instead.
+/// `POST /v1/projects/{id}/members` with `{"email","role"}` (`td sync-project invite`): an
+/// invitation, emailed. td prints `Added EMAIL as ROLE (user ID)`: the id is the invitation's.
 #[utoipa::path(
     post, path = "/v1/projects/{id}/members", tag = "members",
     params(("id" = ProjectIdSchema, Path, description = "Project id")),
+    request_body = crate::routes::invitations::InvitationRequest,
     responses(
+        (status = 201, description = "Invited, and the invitation emailed: the person joins with the role when they log in with that email (`td auth login`). `user_id` is the invitation's id", body = MemberResponse),
+        (status = 400, description = "Bad JSON, an email that is not an address, an unknown role, or a role above the caller's own", body = tdsync_protocol::wire::ErrorBody),
         (status = 403, description = "The token may not manage members (needs admin)", body = tdsync_protocol::wire::ErrorBody),
         (status = 404, description = "No such project for this token", body = tdsync_protocol::wire::ErrorBody),
-        (status = 422, description = "Always, for a token that may manage members: invitations by email do not exist in tdsync; the message names the `tdsync token mint` command to run instead", body = tdsync_protocol::wire::ErrorBody),
+        (status = 413, description = "Body over 16 MiB", body = tdsync_protocol::wire::ErrorBody),
+        (status = 503, description = "The invitation email could not be sent: no invitation was made", body = tdsync_protocol::wire::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -122,17 +126,22 @@ pub async fn invite(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let project = state.project(&caller, &id, Action::ManageMembers).await?;
-    Err(ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unprocessable",
-        format!(
-            "tdsync has no email invitations: give the person a token instead, e.g. \
-             `tdsync token mint --tenant {} --scope write --project {} --name <who>`, \
-             then they set TD_AUTH_KEY to it",
-            project.record.tenant, project.record.id
-        ),
+    body: Bytes,
+) -> Result<(StatusCode, Json<MemberResponse>), ApiError> {
+    let (email, role) = crate::routes::invitations::parse_request(&body)?;
+    let inv = crate::routes::invitations::create(&state, &caller, &id, &email, role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(MemberResponse {
+            project_id: inv.project.to_string(),
+            user_id: inv.id.to_string(),
+            email: inv.email,
+            role: inv.role.as_str().to_string(),
+            invited_by: caller.0.id.to_string(),
+            created_at: inv
+                .created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }),
     ))
 }
 

@@ -1,6 +1,7 @@
 //! The route table: td's v1 routes, tdsync's extensions, and the service routes.
 
 pub mod events;
+pub mod invitations;
 pub(crate) mod live;
 pub mod login;
 pub mod members;
@@ -84,6 +85,23 @@ fn control_routes() -> Router<AppState> {
         .route(
             "/v1/projects/{id}/members/{user_id}",
             patch(members::set_role).delete(members::remove),
+        )
+        .route(
+            "/v1/projects/{id}/invitations",
+            post(invitations::invite).get(invitations::list),
+        )
+        .route(
+            "/v1/projects/{id}/invitations/{invitation_id}",
+            delete(invitations::revoke),
+        )
+        .route("/v1/invitations", get(invitations::mine))
+        .route(
+            "/v1/invitations/{invitation_id}/accept",
+            post(invitations::accept),
+        )
+        .route(
+            "/v1/invitations/{invitation_id}/decline",
+            post(invitations::decline),
         )
         .route("/v1/auth/device/start", post(login::start))
         .route("/v1/auth/device/poll", post(login::poll))
