@@ -1018,7 +1018,7 @@ fn sync_project_members_role_kick_and_invite() {
     let members = alice.ok(&["sync-project", "members"]);
     assert!(!members.contains(&bob_key.id), "{members}");
 
-    // A writer may not manage members; nobody can invite by email.
+    // A writer may not manage members.
     let carol = team.joiner("carol", &team.key.token, "crew", &project);
     let refused = carol.run(&["sync-project", "role", &owner.id, "reader"]);
     assert!(!refused.ok, "{}", refused.text());
@@ -1026,18 +1026,6 @@ fn sync_project_members_role_kick_and_invite() {
     assert!(
         server_members(&team, &project, &owner.token)
             .contains(&(owner.id.clone(), "owner".to_string()))
-    );
-    let refused = alice.run(&["sync-project", "invite", "dave@example.test", "writer"]);
-    assert!(!refused.ok, "{}", refused.text());
-    assert!(
-        refused.text().contains("tdsync token mint --tenant") && refused.text().contains(&project),
-        "td shows what to do instead: {}",
-        refused.text()
-    );
-    assert_eq!(
-        server_members(&team, &project, &owner.token).len(),
-        2,
-        "no member was added"
     );
 }
 
@@ -1553,4 +1541,93 @@ fn a_push_over_the_rate_limit_gets_429_and_td_gets_it_through() {
         team.server_text(&project, "issues", "title", &third)
             .is_some()
     );
+}
+
+/// A new teammate gets in with nothing from an admin but an invitation: alice (an owner) runs
+/// `td sync-project invite`; bob, who holds no token, runs `td auth login` with the invited
+/// address, approves the emailed link, joins and syncs both ways. The real td, a real SMTP
+/// server.
+#[test]
+fn a_teammate_joins_with_an_invitation_and_td_auth_login() {
+    use tdsync_mail::testing::{Maildir, smtp_url, unique_address};
+    const TEST: &str = "td auth login with an invitation (cli/tests/interop.rs)";
+    let (Some(smtp), Some(mail)) = (smtp_url(TEST), Maildir::from_env(TEST)) else {
+        return;
+    };
+    let Some(team) = Team::with_serve_args(&["--smtp-url", &smtp]) else {
+        return;
+    };
+    let url = team.server.url();
+    let owner = team.server.mint(&team.tenant, "admin", None, "alice");
+    let alice = team.user("alice", &owner.token);
+    let project = team.init_project(&alice, "crew");
+    alice.create("written before bob came", &[]);
+    alice.sync();
+
+    let email = unique_address("bob");
+    let out = alice.ok(&["sync-project", "invite", &email, "writer"]);
+    assert!(
+        out.contains(&format!("Added {email} as writer (user inv_")),
+        "td invite said: {out}"
+    );
+    let invitation = mail.wait_for_blocking(&email, Duration::from_secs(30));
+    assert!(invitation.subject.contains("crew"), "{}", invitation.subject);
+    for line in [format!("export TD_SYNC_URL={url}"), "td auth login".into()] {
+        assert!(invitation.body_text.contains(&line), "{}", invitation.body_text);
+    }
+
+    // Bob has no token at all: only td's own login.
+    let mut bob = team.user("bob", "");
+    bob.remove_env("TD_AUTH_KEY");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let login = std::thread::scope(|scope| {
+        let td = scope.spawn(|| bob.run_with_input(&["auth", "login"], &format!("{email}\n")));
+        let approval = mail.wait_for_blocking(&email, Duration::from_secs(30));
+        let link = approval
+            .link_starting_with(&format!("{url}/auth/device/approve?token="))
+            .unwrap_or_else(|| panic!("no approval link in:\n{}", approval.body_text));
+        let page = agent
+            .get(&link)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(page.contains("td-cli@") && page.contains("Approve"), "{page}");
+        let token = link.split_once("token=").unwrap().1;
+        let mut approved = agent
+            .post(format!("{url}/auth/device/approve"))
+            .send_form([("token", token)])
+            .unwrap();
+        assert_eq!(approved.status(), 200);
+        let page = approved.body_mut().read_to_string().unwrap();
+        assert!(page.contains("approved") && page.contains(&project), "{page}");
+        td.join().unwrap()
+    });
+    assert!(login.ok, "td auth login failed:\n{}", login.text());
+    assert!(
+        login.stdout.contains(&format!("Logged in as {email}")),
+        "{}",
+        login.text()
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(bob.auth_file()).unwrap()).unwrap();
+    let saved_field = |k: &str| saved[k].as_str().unwrap_or_default().to_string();
+    assert!(saved_field("api_key").starts_with("tds_"), "{saved}");
+    assert!(saved_field("user_id").starts_with("u_"), "{saved}");
+    let status = bob.ok(&["auth", "status"]);
+    assert!(status.contains(&email), "{status}");
+
+    // The login's token is exactly the invitation: the project, as a writer.
+    let out = bob.ok(&["sync-project", "join", "crew"]);
+    assert!(out.contains(&project), "{out}");
+    bob.sync();
+    assert!(titles(&bob.list()).contains(&"written before bob came".to_string()));
+    bob.create("written by bob", &[]);
+    bob.sync();
+    alice.sync();
+    assert!(titles(&alice.list()).contains(&"written by bob".to_string()));
 }

@@ -334,6 +334,11 @@ impl TdUser {
         self.env.push((key.into(), value.into()));
     }
 
+    /// Removes one environment variable from this user's td processes.
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     pub fn set_token(&mut self, token: &str) {
         self.set_env("TD_AUTH_KEY", token);
     }
