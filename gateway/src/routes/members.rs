@@ -20,7 +20,8 @@ use crate::{
     state::AppState,
 };
 
-/// td's member object; `user_id` is the token id and `email` its name.
+/// td's member object; `user_id` is the token id, `email` the person's (a token minted for a
+/// person) or the token's name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MemberResponse {
     pub project_id: String,
@@ -74,6 +75,13 @@ pub async fn list(
         .record;
     let now = state.acl().now();
     let tokens = state.acl().tokens(&project.tenant).await?;
+    let people: std::collections::HashMap<_, _> = state
+        .acl()
+        .members(&project.tenant)
+        .await?
+        .into_iter()
+        .map(|(user, _)| (user.id.clone(), user.label()))
+        .collect();
     // Members are the active tokens that may read the project (a token with only `mint` has
     // no td role and cannot).
     let reads = |t: &TokenRecord| {
@@ -90,7 +98,11 @@ pub async fn list(
             Some(MemberResponse {
                 project_id: project.id.to_string(),
                 user_id: t.id.to_string(),
-                email: t.name.clone(),
+                email: t
+                    .user
+                    .as_ref()
+                    .and_then(|u| people.get(u).cloned())
+                    .unwrap_or_else(|| t.name.clone()),
                 role: TdRole::of(t.scopes)?.as_str().to_string(),
                 invited_by: t
                     .parent

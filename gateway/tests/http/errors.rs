@@ -75,8 +75,8 @@ fn every_error_carries_both_envelopes() {
                 t,
                 &json!({"email": "x@y"}),
             ),
-            422,
-            "unprocessable",
+            400,
+            "bad_request",
         ),
         (
             s.post("/v1/projects", t, &json!({"name": "acme-project"})),

@@ -68,33 +68,31 @@ fn members_are_the_tokens_that_reach_the_project_with_td_role_names(s: TestServe
     assert_eq!(members, expected);
 }
 
-fn an_invitation_answers_422_with_the_mint_command_to_run(s: TestServer) {
+fn an_invite_by_email_makes_an_invitation_and_only_an_owner_may(s: TestServer) {
     let team = s.team("acme");
     let p = team.project.as_str();
-    let body = json!({"email": "bob@example.test", "role": "writer"});
-    let reply = s.post(
-        &format!("/v1/projects/{p}/members"),
-        &team.admin.token,
-        &body,
+    let body = json!({"email": "Bob@Example.test", "role": "reader"});
+    let path = format!("/v1/projects/{p}/members");
+    let made = s.post(&path, &team.admin.token, &body).expect(201);
+    // td prints `Added <email> as <role> (user <user_id>)`: the id is the invitation's.
+    assert!(
+        made["user_id"].as_str().unwrap().starts_with("inv_"),
+        "{made}"
     );
-    let message = reply.error(422, "unprocessable");
-    let start = message
-        .find("`tdsync token mint")
-        .expect("the message gives the command");
-    let command = &message[start + 1..];
-    let command = &command[..command.find('`').unwrap()];
-    assert_eq!(
-        command,
-        format!(
-            "tdsync token mint --tenant {} --scope write --project {p} --name <who>",
-            team.tenant
-        )
-    );
-    // That the command works as given is checked against the binary (cli/tests/serve.rs).
-    // Only an owner may invite.
+    assert_eq!(made["email"], "bob@example.test");
+    assert_eq!(made["role"], "reader");
+    assert_eq!(made["invited_by"], team.admin.id.as_str());
+    let listed = s
+        .get(&format!("/v1/projects/{p}/invitations"), &team.admin.token)
+        .expect(200);
+    assert_eq!(listed[0]["id"], made["user_id"]);
+    assert_eq!(listed[0]["status"], "pending");
+    // Only an owner may invite, and an email must be an address.
     let writer = s.mint(&team.tenant, "write", &[], None);
-    s.post(&format!("/v1/projects/{p}/members"), &writer.token, &body)
+    s.post(&path, &writer.token, &body)
         .error(403, "insufficient_scope");
+    s.post(&path, &team.admin.token, &json!({"email": "bob"}))
+        .error(400, "bad_request");
 }
 
 fn a_role_change_changes_what_the_token_may_do(s: TestServer) {
@@ -225,7 +223,7 @@ fn removing_a_member_revokes_its_token(s: TestServer) {
 
 both_backends!(
     members_are_the_tokens_that_reach_the_project_with_td_role_names,
-    an_invitation_answers_422_with_the_mint_command_to_run,
+    an_invite_by_email_makes_an_invitation_and_only_an_owner_may,
     a_role_change_changes_what_the_token_may_do,
     only_members_of_the_project_can_be_changed_through_it,
     removing_a_member_revokes_its_token,

@@ -55,7 +55,7 @@ fn every_response_has_its_own_request_id() {
             s.with_body("POST", &format!("/v1/projects/{p}/sync/push"), t, big),
         ),
         (
-            422,
+            400,
             s.post(&format!("/v1/projects/{p}/members"), t, &json!({})),
         ),
     ];
