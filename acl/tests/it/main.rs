@@ -7,4 +7,5 @@ mod at_rest;
 mod conformance;
 mod decision_table;
 mod mint_property;
+mod people;
 mod verify;
