@@ -8,8 +8,10 @@
 mod support;
 
 mod errors;
+mod invitations;
 mod limits;
 mod live;
+mod login;
 mod members;
 mod observability;
 mod openapi;
