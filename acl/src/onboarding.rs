@@ -539,7 +539,17 @@ impl<S: ControlPlaneStore> Acl<S> {
 
     /// GitHub grants whose last check is older than [`GITHUB_RECHECK`], at most `limit`.
     pub async fn github_grants_due(&self, limit: u32) -> Result<Vec<GithubGrant>, AclError> {
-        let before = self.now() - GITHUB_RECHECK;
+        self.github_grants_older_than(GITHUB_RECHECK, limit).await
+    }
+
+    /// GitHub grants whose last check is older than `age`, at most `limit`: the re-check's age
+    /// is a server setting (tests re-check at once).
+    pub async fn github_grants_older_than(
+        &self,
+        age: TimeDelta,
+        limit: u32,
+    ) -> Result<Vec<GithubGrant>, AclError> {
+        let before = self.now() - age;
         Ok(self.store().github_grants_due(before, limit).await?)
     }
 

@@ -30,7 +30,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the sync server: td's v1 sync API (TD_SYNC_URL) with tokens (TD_AUTH_KEY).
-    Serve(tdsync_gateway::configuration::ServeArgs),
+    // Boxed: serve's many options would make every command as large as it.
+    Serve(Box<tdsync_gateway::configuration::ServeArgs>),
+    /// Get a token from a tdsync server without an admin (`login github`: for a project linked
+    /// to a GitHub repository you can read).
+    #[command(subcommand)]
+    Login(tdsync_gateway::people::login_cli::LoginCommand),
     #[command(flatten)]
     Admin(tdsync_acl::cli::AdminCommand),
     #[command(flatten)]
@@ -53,7 +58,8 @@ fn main() -> std::process::ExitCode {
         control_plane: cli.control_plane,
     };
     let outcome = match cli.command {
-        Command::Serve(args) => serve(args, control_plane),
+        Command::Serve(args) => serve(*args, control_plane),
+        Command::Login(command) => tdsync_gateway::people::login_cli::run(command),
         Command::Admin(command) => tdsync_acl::cli::run(command, &control_plane),
         Command::Backup(command) => backup(command, &control_plane),
         Command::Cluster(command) => cluster(command, &control_plane),

@@ -89,6 +89,45 @@ pub struct PeopleArgs {
     /// Where the secret key is kept when not given [default: <data-dir>/secret.key].
     #[arg(long, env = "TDSYNC_SECRET_KEY_FILE", value_name = "PATH")]
     pub secret_key_file: Option<PathBuf>,
+    /// The GitHub OAuth app (or GitHub App) that signs people in for projects linked to a
+    /// repository (`tdsync project link-github`): whoever can read the repository gets a
+    /// read-only token. Register <public URL>/login/github/callback as its callback URL.
+    /// Without it, GitHub sign-in is off.
+    #[arg(long, env = "TDSYNC_GITHUB_CLIENT_ID", value_name = "ID")]
+    pub github_client_id: Option<String>,
+    /// The app's client secret: the browser sign-in needs it (`tdsync login github`, the
+    /// device flow, does not).
+    #[arg(
+        long,
+        env = "TDSYNC_GITHUB_CLIENT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub github_client_secret: Option<String>,
+    /// GitHub's web host (sign-in pages, OAuth endpoints); https://HOST for GitHub Enterprise
+    /// Server.
+    #[arg(
+        long,
+        env = "TDSYNC_GITHUB_URL",
+        value_name = "URL",
+        default_value = "https://github.com"
+    )]
+    pub github_url: String,
+    /// GitHub's REST API; https://HOST/api/v3 for GitHub Enterprise Server.
+    #[arg(
+        long,
+        env = "TDSYNC_GITHUB_API_URL",
+        value_name = "URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// Seconds between rounds of the GitHub re-check (tokens granted from GitHub access are
+    /// revoked when the access is gone).
+    #[arg(long, env = "TDSYNC_GITHUB_RECHECK_SECS", value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub github_recheck_secs: u64,
+    /// A GitHub grant is checked again once its last check is this many seconds old.
+    #[arg(long, env = "TDSYNC_GITHUB_RECHECK_AGE_SECS", value_name = "SECONDS", default_value_t = tdsync_acl::GITHUB_RECHECK.num_seconds() as u64, value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    pub github_recheck_age_secs: u64,
 }
 
 impl PeopleArgs {
@@ -104,6 +143,14 @@ impl PeopleArgs {
             mail_from: given(&self.mail_from),
             secret_key: given(&self.secret_key),
             secret_key_file: self.secret_key_file.clone(),
+            github: given(&self.github_client_id).map(|client_id| crate::people::GithubSettings {
+                client_id,
+                client_secret: given(&self.github_client_secret),
+                web_url: self.github_url.trim().to_string(),
+                api_url: self.github_api_url.trim().to_string(),
+                recheck_every: std::time::Duration::from_secs(self.github_recheck_secs),
+                recheck_age: std::time::Duration::from_secs(self.github_recheck_age_secs),
+            }),
         }
     }
 }

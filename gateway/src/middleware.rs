@@ -71,15 +71,16 @@ fn request_id() -> String {
 }
 
 /// Errors axum produces itself (a body over the limit, a wrong method) come as plain text;
-/// td's clients read JSON, so they are rewritten in td's envelope.
+/// td's clients read JSON, so they are rewritten in td's envelope. HTML is left alone: it is a
+/// page made for a person (a login link's, the GitHub sign-in's), saying why in its own words.
 fn envelope(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    let kept = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !status.is_client_error() || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !status.is_client_error() || kept {
         return response;
     }
     let err = match status {

@@ -26,7 +26,7 @@ use utoipa::{
 };
 
 use crate::routes::{
-    events, invitations, login, members, meta, projects, recovery, sync, tokens,
+    events, github, invitations, login, members, meta, projects, recovery, sync, tokens,
 };
 
 #[derive(OpenApi)]
@@ -45,6 +45,7 @@ use crate::routes::{
         invitations::invite, invitations::list, invitations::revoke, invitations::mine,
         invitations::accept, invitations::decline,
         login::start, login::poll,
+        github::device_start, github::device_poll,
         recovery::conflicts, recovery::restore, recovery::history,
         tokens::mint, tokens::list, tokens::revoke,
     ),
@@ -61,7 +62,7 @@ use crate::routes::{
         (name = "projects", description = "td's projects"),
         (name = "members", description = "td's members, mapped onto tokens; td's invite makes an invitation"),
         (name = "invitations", description = "Invitations by email: the invitee joins when they log in with that email"),
-        (name = "auth", description = "`td auth login`: an emailed approval link and td's PKCE device flow; every way in ends in a token"),
+        (name = "auth", description = "`td auth login`: an emailed approval link and td's PKCE device flow; `tdsync login github`: GitHub's device flow for projects linked to a repository; every way in ends in a token"),
         (name = "tokens", description = "Scoped tokens; agents mint their own children"),
         (name = "recovery", description = "Conflicts kept with both versions, and entity history"),
         (name = "service", description = "Health, metrics, this document"),

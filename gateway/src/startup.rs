@@ -270,6 +270,9 @@ pub async fn serve(
     }
     let flusher = state.acl().spawn_last_used_flusher(Duration::from_secs(10));
     let live_sync = state.live().spawn_sync(LIVE_SYNC_EVERY);
+    // Every process re-checks GitHub grants: a grant checked or revoked by one leaves the due
+    // set, so the others find nothing left to do.
+    let github_recheck = crate::people::recheck::spawn(state.clone());
     // Replies are small and written whole: send them at once instead of letting Nagle's
     // algorithm hold a last segment back until the client acknowledges the previous one.
     let listener = listener.tap_io(|tcp| {
@@ -290,6 +293,9 @@ pub async fn serve(
     flusher.abort();
     if let Some(sync) = live_sync {
         sync.abort();
+    }
+    if let Some(recheck) = github_recheck {
+        recheck.abort();
     }
     if let Err(e) = state.acl().flush_last_used().await {
         tracing::warn!(error = %e, "could not record last-used times at shutdown");

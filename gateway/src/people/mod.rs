@@ -3,7 +3,10 @@
 //! GitHub's settings when a GitHub app is configured. The rules themselves are `acl`'s
 //! (`tdsync_acl::onboarding`); this module only carries them to people.
 
+pub mod github;
+pub mod login_cli;
 pub mod pages;
+pub mod recheck;
 pub mod seal;
 
 use std::{path::PathBuf, sync::OnceLock};
@@ -26,6 +29,39 @@ pub struct PeopleSettings {
     pub secret_key: Option<String>,
     /// None: `<data-dir>/secret.key`.
     pub secret_key_file: Option<PathBuf>,
+    /// None: GitHub sign-in is off.
+    pub github: Option<GithubSettings>,
+}
+
+/// The GitHub app and the re-check's pace (`--github-*`).
+#[derive(Clone)]
+pub struct GithubSettings {
+    pub client_id: String,
+    /// None: only the device flow works (the web flow's exchange needs the secret).
+    pub client_secret: Option<String>,
+    pub web_url: String,
+    pub api_url: String,
+    /// Between rounds of the re-check.
+    pub recheck_every: std::time::Duration,
+    /// A grant is checked again once its last check is this old.
+    pub recheck_age: std::time::Duration,
+}
+
+impl std::fmt::Debug for GithubSettings {
+    /// Without the client secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubSettings")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("web_url", &self.web_url)
+            .field("api_url", &self.api_url)
+            .field("recheck_every", &self.recheck_every)
+            .field("recheck_age", &self.recheck_age)
+            .finish()
+    }
 }
 
 /// Shared by every request. Cheap to reach through `AppState::people`.
@@ -33,6 +69,8 @@ pub struct People {
     public_url: OnceLock<String>,
     mailer: Mailer,
     sealer: Sealer,
+    /// GitHub sign-in, when `--github-client-id` is given.
+    github: Option<github::GithubSignIn>,
 }
 
 impl People {
@@ -67,10 +105,16 @@ impl People {
             }
         };
         tracing::info!(mail = %mailer.describe(), "people: login and invitation emails");
+        let github = settings
+            .github
+            .as_ref()
+            .map(github::GithubSignIn::new)
+            .transpose()?;
         Ok(People {
             public_url,
             mailer,
             sealer,
+            github,
         })
     }
 
@@ -87,6 +131,16 @@ impl People {
 
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// GitHub sign-in, if configured.
+    pub fn github(&self) -> Option<&github::GithubSignIn> {
+        self.github.as_ref()
+    }
+
+    /// Whether the public URL is https (cookies are then `Secure`).
+    pub fn public_https(&self) -> bool {
+        self.public_url().starts_with("https://")
     }
 
     /// Sends one email. Errors are the caller's to report: nothing was sent.

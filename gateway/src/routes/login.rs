@@ -262,7 +262,7 @@ fn error_page(e: AclError) -> (StatusCode, Html<String>) {
 
 /// Pages with a secret in their URL or form: not cached, not framed (no clickjacking of the
 /// button), no referrer.
-fn secure(page: (StatusCode, Html<String>)) -> Response {
+pub(crate) fn secure(page: (StatusCode, Html<String>)) -> Response {
     let mut response = page.into_response();
     let headers = response.headers_mut();
     for (name, value) in [

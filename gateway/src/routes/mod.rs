@@ -1,6 +1,7 @@
 //! The route table: td's v1 routes, tdsync's extensions, and the service routes.
 
 pub mod events;
+pub mod github;
 pub mod invitations;
 pub(crate) mod live;
 pub mod login;
@@ -109,6 +110,10 @@ fn control_routes() -> Router<AppState> {
             "/auth/device/approve",
             get(login::approve_page).post(login::approve),
         )
+        .route("/login/github", get(github::web_start))
+        .route("/login/github/callback", get(github::web_callback))
+        .route("/v1/auth/github/device/start", post(github::device_start))
+        .route("/v1/auth/github/device/poll", post(github::device_poll))
         .route("/v1/tokens", post(tokens::mint).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
 }
