@@ -190,6 +190,55 @@ pub struct GithubLink {
     pub allow_write: bool,
 }
 
+/// `OWNER/NAME` checked with GitHub's rules (surrounding spaces dropped), or why it is not a
+/// repository: an owner is 1–39 letters, digits or single hyphens, not starting or ending with
+/// one; a name is 1–100 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`.
+pub fn check_github_repo(raw: &str) -> Result<String, String> {
+    let repo = raw.trim();
+    let bad = |why: String| format!("{raw:?} is not a GitHub repository: {why}");
+    let Some((owner, name)) = repo.split_once('/') else {
+        return Err(bad("expected OWNER/NAME, such as octo/widgets".into()));
+    };
+    if name.contains('/') {
+        return Err(bad("expected exactly one / (OWNER/NAME)".into()));
+    }
+    if owner.is_empty() || owner.len() > 39 {
+        return Err(bad(format!(
+            "the owner {owner:?} must be 1 to 39 characters"
+        )));
+    }
+    if !owner
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(bad(format!(
+            "the owner {owner:?} may hold only letters, digits and hyphens"
+        )));
+    }
+    if owner.starts_with('-') || owner.ends_with('-') || owner.contains("--") {
+        return Err(bad(format!(
+            "the owner {owner:?} cannot start or end with a hyphen, nor hold two in a row"
+        )));
+    }
+    if name.is_empty() || name.len() > 100 {
+        return Err(bad(format!(
+            "the repository name {name:?} must be 1 to 100 characters"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(bad(format!(
+            "the repository name {name:?} may hold only letters, digits, '.', '_' and '-'"
+        )));
+    }
+    if name == "." || name == ".." {
+        return Err(bad(format!("the repository name cannot be {name:?}")));
+    }
+    Ok(format!("{owner}/{name}"))
+}
+
 /// A token granted from GitHub access, due for a re-check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GithubGrant {

@@ -4,7 +4,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{AuditEvent, IssuedToken, Project, Tenant, TokenRecord, clock::format_time};
+use crate::{
+    AuditEvent, GithubLink, Invitation, IssuedToken, Membership, Project, Tenant, TenantId,
+    TokenId, TokenRecord, User, clock::format_time,
+};
 
 pub(super) fn report_minted(issued: &IssuedToken, json: bool) {
     let r = &issued.record;
@@ -83,6 +86,33 @@ pub(super) fn project_json(p: &Project) -> ProjectJson<'_> {
     }
 }
 
+/// A project as `project list` shows it: td's shape and its GitHub link (`null` when none).
+#[derive(Serialize)]
+pub(super) struct ProjectListedJson<'a> {
+    #[serde(flatten)]
+    project: ProjectJson<'a>,
+    github: Option<GithubLinkJson<'a>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct GithubLinkJson<'a> {
+    repo: &'a str,
+    allow_write: bool,
+}
+
+pub(super) fn project_listed_json<'a>(
+    p: &'a Project,
+    link: Option<&'a GithubLink>,
+) -> ProjectListedJson<'a> {
+    ProjectListedJson {
+        project: project_json(p),
+        github: link.map(|l| GithubLinkJson {
+            repo: &l.repo,
+            allow_write: l.allow_write,
+        }),
+    }
+}
+
 #[derive(Serialize)]
 pub(super) struct TokenJson<'a> {
     id: &'a str,
@@ -134,6 +164,90 @@ pub(super) fn audit_json(e: &AuditEvent) -> AuditJson<'_> {
         action: e.action.as_str(),
         subject: &e.subject,
         detail: &e.detail,
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct MemberJson<'a> {
+    id: &'a str,
+    email: Option<&'a str>,
+    github: Option<&'a str>,
+    github_id: Option<u64>,
+    tenant: &'a str,
+    role: &'static str,
+    projects: Value,
+    member_since: String,
+}
+
+pub(super) fn member_json<'a>(u: &'a User, m: &'a Membership) -> MemberJson<'a> {
+    MemberJson {
+        id: u.id.as_str(),
+        email: u.email.as_deref(),
+        github: u.github.as_ref().map(|g| g.login.as_str()),
+        github_id: u.github.as_ref().map(|g| g.id),
+        tenant: m.tenant.as_str(),
+        role: m.role.as_str(),
+        projects: m.projects.to_json(),
+        member_since: format_time(m.created_at),
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct RemovedJson<'a> {
+    user: &'a str,
+    email: Option<&'a str>,
+    tenant: &'a str,
+    revoked: Vec<&'a str>,
+}
+
+pub(super) fn removed_json<'a>(
+    u: &'a User,
+    tenant: &'a TenantId,
+    revoked: &'a [TokenId],
+) -> RemovedJson<'a> {
+    RemovedJson {
+        user: u.id.as_str(),
+        email: u.email.as_deref(),
+        tenant: tenant.as_str(),
+        revoked: revoked.iter().map(TokenId::as_str).collect(),
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct InvitationJson<'a> {
+    id: &'a str,
+    tenant: &'a str,
+    project: &'a str,
+    email: &'a str,
+    role: &'static str,
+    /// As of now: a pending invitation past its expiry is `expired`.
+    status: &'static str,
+    invited_by: String,
+    created_at: String,
+    expires_at: String,
+    closed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_sent: Option<bool>,
+}
+
+/// `email_sent`: said only by `invite create` (the command line never sends one).
+pub(super) fn invitation_json(
+    i: &Invitation,
+    now: chrono::DateTime<chrono::Utc>,
+    email_sent: Option<bool>,
+) -> InvitationJson<'_> {
+    InvitationJson {
+        id: i.id.as_str(),
+        tenant: i.tenant.as_str(),
+        project: i.project.as_str(),
+        email: &i.email,
+        role: i.role.as_str(),
+        status: i.status_at(now).as_str(),
+        invited_by: i.invited_by.to_string(),
+        created_at: format_time(i.created_at),
+        expires_at: format_time(i.expires_at),
+        closed_at: i.closed_at.map(format_time),
+        email_sent,
     }
 }
 
