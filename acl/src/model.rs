@@ -205,7 +205,6 @@ pub enum AuditAction {
     InvitationAccepted,
     InvitationDeclined,
     InvitationRevoked,
-    LoginApproved,
     GithubLinked,
 }
 
@@ -223,7 +222,6 @@ impl AuditAction {
             AuditAction::InvitationAccepted => "invitation_accepted",
             AuditAction::InvitationDeclined => "invitation_declined",
             AuditAction::InvitationRevoked => "invitation_revoked",
-            AuditAction::LoginApproved => "login_approved",
             AuditAction::GithubLinked => "github_linked",
         }
     }
@@ -241,7 +239,6 @@ impl AuditAction {
             AuditAction::InvitationAccepted,
             AuditAction::InvitationDeclined,
             AuditAction::InvitationRevoked,
-            AuditAction::LoginApproved,
             AuditAction::GithubLinked,
         ]
         .into_iter()

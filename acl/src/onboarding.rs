@@ -84,7 +84,10 @@ pub struct ApprovalLink {
 #[derive(Debug)]
 pub enum LoginPoll {
     Pending,
-    Complete { issued: IssuedToken, user: User },
+    Complete {
+        issued: Box<IssuedToken>,
+        user: User,
+    },
 }
 
 /// What approving did.
@@ -313,7 +316,10 @@ impl<S: ControlPlaneStore> Acl<S> {
                 {
                     return Err(LoginError::Used.into());
                 }
-                Ok(LoginPoll::Complete { issued, user })
+                Ok(LoginPoll::Complete {
+                    issued: Box::new(issued),
+                    user,
+                })
             }
         }
     }
@@ -395,10 +401,7 @@ impl<S: ControlPlaneStore> Acl<S> {
         id: &InvitationId,
         user: &UserId,
     ) -> Result<(Invitation, Membership), AclError> {
-        let membership = self
-            .store()
-            .accept_invitation(id, user, self.now())
-            .await?;
+        let membership = self.store().accept_invitation(id, user, self.now()).await?;
         let invitation = self
             .store()
             .invitation(id)

@@ -1571,9 +1571,17 @@ fn a_teammate_joins_with_an_invitation_and_td_auth_login() {
         "td invite said: {out}"
     );
     let invitation = mail.wait_for_blocking(&email, Duration::from_secs(30));
-    assert!(invitation.subject.contains("crew"), "{}", invitation.subject);
+    assert!(
+        invitation.subject.contains("crew"),
+        "{}",
+        invitation.subject
+    );
     for line in [format!("export TD_SYNC_URL={url}"), "td auth login".into()] {
-        assert!(invitation.body_text.contains(&line), "{}", invitation.body_text);
+        assert!(
+            invitation.body_text.contains(&line),
+            "{}",
+            invitation.body_text
+        );
     }
 
     // Bob has no token at all: only td's own login.
@@ -1596,7 +1604,10 @@ fn a_teammate_joins_with_an_invitation_and_td_auth_login() {
             .body_mut()
             .read_to_string()
             .unwrap();
-        assert!(page.contains("td-cli@") && page.contains("Approve"), "{page}");
+        assert!(
+            page.contains("td-cli@") && page.contains("Approve"),
+            "{page}"
+        );
         let token = link.split_once("token=").unwrap().1;
         let mut approved = agent
             .post(format!("{url}/auth/device/approve"))
@@ -1604,7 +1615,10 @@ fn a_teammate_joins_with_an_invitation_and_td_auth_login() {
             .unwrap();
         assert_eq!(approved.status(), 200);
         let page = approved.body_mut().read_to_string().unwrap();
-        assert!(page.contains("approved") && page.contains(&project), "{page}");
+        assert!(
+            page.contains("approved") && page.contains(&project),
+            "{page}"
+        );
         td.join().unwrap()
     });
     assert!(login.ok, "td auth login failed:\n{}", login.text());

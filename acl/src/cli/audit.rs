@@ -29,7 +29,10 @@ pub(super) async fn run(acl: &Acl, command: AuditCommand) -> anyhow::Result<()> 
             events.iter().map(|e| {
                 vec![
                     format_time(e.at),
-                    e.actor.to_string(),
+                    match &e.person {
+                        Some(person) => format!("{} ({person})", e.actor),
+                        None => e.actor.to_string(),
+                    },
                     e.action.as_str().into(),
                     e.subject.clone(),
                     e.detail.to_string(),

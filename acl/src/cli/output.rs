@@ -150,6 +150,8 @@ pub(super) struct AuditJson<'a> {
     at: String,
     tenant: &'a str,
     actor: String,
+    /// The person behind the actor (email or `github:LOGIN`), if any.
+    person: Option<&'a str>,
     action: &'static str,
     subject: &'a str,
     detail: &'a Value,
@@ -161,6 +163,7 @@ pub(super) fn audit_json(e: &AuditEvent) -> AuditJson<'_> {
         at: format_time(e.at),
         tenant: e.tenant.as_str(),
         actor: e.actor.to_string(),
+        person: e.person.as_deref(),
         action: e.action.as_str(),
         subject: &e.subject,
         detail: &e.detail,

@@ -98,8 +98,8 @@ pub trait PeopleStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Invitation>, StoreError>> + Send;
 
     /// Accepts a pending invitation for `user`, whose email must be the invitation's
-    /// ([`StoreError::NotFound`] otherwise, as for an unknown id): the membership is created, or
-    /// extended by the project. Not pending: [`StoreError::Conflict`]; expired at `at`:
+    /// ([`StoreError::NotFound`] otherwise, as for an unknown id, whatever the invitation's
+    /// status): the membership is created, or extended by the project. Not pending: [`StoreError::Conflict`]; expired at `at`:
     /// [`StoreError::Expired`].
     fn accept_invitation(
         &self,

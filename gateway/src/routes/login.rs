@@ -86,14 +86,14 @@ fn json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))
 }
 
-/// `POST /v1/auth/device/start`
+/// `POST /v1/auth/device/start`. Besides the limits every route has, at most 3 starts a minute
+/// per address and 20 per client (the 429 every route documents).
 #[utoipa::path(
     post, path = "/v1/auth/device/start", tag = "auth",
     request_body = DeviceStart,
     responses(
         (status = 200, description = "Started. A known address (a member, or someone with a pending invitation) is emailed the approval link; any other gets the same answer and no email", body = DeviceStarted),
         (status = 400, description = "Bad JSON, an email that is not an address, or a challenge that is not S256", body = tdsync_protocol::wire::ErrorBody),
-        (status = 429, description = "More than 3 logins a minute for this address, or 20 from this client", body = tdsync_protocol::wire::ErrorBody),
         (status = 503, description = "The approval email could not be sent; nothing to approve", body = tdsync_protocol::wire::ErrorBody),
     )
 )]

@@ -404,8 +404,6 @@ fn a_person_answers_their_invitations_with_their_own_token() {
 /// Someone else's invitation answers like a missing one whatever its status, as `decline` does:
 /// its id says nothing about it.
 #[test]
-#[ignore = "server bug: accepting someone else's invitation checks its status before its address \
-            (acl store `accept_invitation`), so a closed one answers 409 and an expired one 410"]
 fn someone_elses_invitation_is_not_found_whatever_its_status() {
     let Some((s, mail)) =
         with_mail("invitations::someone_elses_invitation_is_not_found_whatever_its_status")

@@ -824,8 +824,6 @@ fn the_approval_pages_are_not_cached_framed_or_scripted() {
 /// The link's refusals are pages for a person in a browser: each says what happened, with the
 /// approval page's headers — not td's JSON error envelope.
 #[test]
-#[ignore = "server bug: middleware::envelope rewrites every non-JSON 4xx, so these HTML pages \
-            arrive as JSON `request rejected (410 Gone)` without their no-store/framing headers"]
 fn the_approval_links_refusals_are_pages() {
     let Some((s, mail)) = with_mail("login::the_approval_links_refusals_are_pages") else {
         return;

@@ -504,13 +504,16 @@ impl PeopleStore for PostgresStore {
     ) -> Result<Membership, StoreError> {
         let mut tx = self.write_tx().await?;
         let person = load_user(&mut *tx, "id", user.as_str()).await?;
-        let inv = pending_invitation(&mut tx, id, at).await?;
-        // Someone else's invitation answers like a missing one.
-        if person.and_then(|p| p.email).as_deref() != Some(inv.email.as_str()) {
+        let addressed = load_invitation(&mut *tx, id.as_str())
+            .await?
+            .map(|i| i.email);
+        // Someone else's invitation answers like a missing one, whatever its status.
+        if addressed.is_none() || person.and_then(|p| p.email) != addressed {
             return Err(StoreError::NotFound(msg::invitation(id)));
         }
+        let inv = pending_invitation(&mut tx, id, at).await?;
         let (t, u) = (inv.tenant.as_str(), user.as_str());
-        match load_membership(&mut *tx, t, u).await? {
+        match load_membership(&mut tx, t, u).await? {
             Some(m) if m.role != inv.role => {
                 return Err(StoreError::Conflict(msg::role_clash(m.role, inv.role)));
             }
@@ -550,7 +553,7 @@ impl PeopleStore for PostgresStore {
         });
         let action = AuditAction::MemberAdded;
         audit(&mut tx, at, &inv.tenant, &actor, action, u, detail).await?;
-        let membership = load_membership(&mut *tx, t, u)
+        let membership = load_membership(&mut tx, t, u)
             .await?
             .ok_or_else(|| StoreError::NotFound(msg::member(user, &inv.tenant)))?;
         tx.commit().await.map_err(pg_error)?;

@@ -528,11 +528,12 @@ impl PeopleStore for SqliteStore {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let person = load_user(&tx, "id = ?1", user.as_str())?;
-            let inv = pending_invitation(&tx, &id, at)?;
-            // Someone else's invitation answers like a missing one.
-            if person.and_then(|p| p.email).as_deref() != Some(inv.email.as_str()) {
+            let addressed = load_invitation(&tx, id.as_str())?.map(|i| i.email);
+            // Someone else's invitation answers like a missing one, whatever its status.
+            if addressed.is_none() || person.and_then(|p| p.email) != addressed {
                 return Err(StoreError::NotFound(msg::invitation(&id)).into());
             }
+            let inv = pending_invitation(&tx, &id, at)?;
             let (t, u) = (inv.tenant.as_str(), user.as_str());
             match load_membership(&tx, t, u)? {
                 Some(m) if m.role != inv.role => {
