@@ -1,107 +1,10 @@
 //! The admin command line as scripts use it: the real `tdsync` binary, every command, on both
 //! control-plane backends (SQLite in a temp data dir; Postgres in a per-test database).
 
-use std::process::{Command, Output};
+#[macro_use]
+mod admin_support;
 
-use serde_json::Value;
-use tdsync_acl::testing::PostgresTestDb;
-
-/// Where one test's control plane is, and what keeps it alive.
-struct Plane {
-    /// The global options that select it (`--data-dir …` or `--control-plane …`).
-    global: Vec<String>,
-    cwd: tempfile::TempDir,
-    _db: Option<PostgresTestDb>,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "stdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn fails_with(self, needle: &str) -> Run {
-        assert_ne!(self.code, 0, "expected failure; stdout: {}", self.stdout);
-        assert!(
-            self.stderr.contains(needle),
-            "stderr does not mention {needle:?}: {}",
-            self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-
-    fn line(&self) -> String {
-        self.stdout.trim().to_string()
-    }
-}
-
-impl Plane {
-    async fn open(postgres: bool, test: &str) -> Option<Plane> {
-        let cwd = tempfile::tempdir().unwrap();
-        if postgres {
-            let db = PostgresTestDb::create(test).await?;
-            let global = vec!["--control-plane".into(), db.url().to_string()];
-            Some(Plane {
-                global,
-                cwd,
-                _db: Some(db),
-            })
-        } else {
-            let dir = cwd.path().join("data").display().to_string();
-            Some(Plane {
-                global: vec!["--data-dir".into(), dir],
-                cwd,
-                _db: None,
-            })
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tdsync"));
-        cmd.current_dir(self.cwd.path())
-            .env_remove("TDSYNC_DATA_DIR")
-            .env_remove("TDSYNC_CONTROL_PLANE");
-        cmd
-    }
-
-    /// `tdsync <global options> <args>`.
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(args, &[])
-    }
-
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = self.command();
-        cmd.args(&self.global).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        finish(cmd.output().unwrap())
-    }
-}
-
-fn finish(out: Output) -> Run {
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
+use admin_support::{Plane, finish};
 async fn tenants(p: Plane) {
     let id = p.run(&["tenant", "create", "acme"]).ok().line();
     assert!(id.starts_with("t_"), "{id}");
@@ -554,29 +457,6 @@ async fn default_data_dir_and_sqlite_url(p: Plane) {
     let mut cmd = p.command();
     cmd.args(["tenant", "list", "--control-plane", &url]);
     finish(cmd.output().unwrap()).fails_with("cannot open the control plane");
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Plane::open(false, stringify!($name)).await.unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(p) = super::Plane::open(true, stringify!($name)).await {
-                        super::$name(p).await;
-                    }
-                }
-            )*
-        }
-    };
 }
 
 both_backends!(
