@@ -47,8 +47,9 @@ pub use model::{
     TokenRecord, TokenState,
 };
 pub use onboarding::{
-    ApprovalLink, Approved, GITHUB_RECHECK, GITHUB_TOKEN_TTL, INVITATION_TTL, LOGIN_POLL_SECONDS,
-    LOGIN_TOKEN_TTL, LOGIN_TTL, LoginError, LoginPoll, LoginStarted, clean_email,
+    ApprovalLink, Approved, EMAIL_LOCAL_SYMBOLS, GITHUB_RECHECK, GITHUB_TOKEN_TTL, INVITATION_TTL,
+    LOGIN_POLL_SECONDS, LOGIN_TOKEN_TTL, LOGIN_TTL, LoginError, LoginPoll, LoginStarted, MAX_EMAIL,
+    MAX_EMAIL_LOCAL, clean_email,
 };
 pub use people::{
     DeviceLogin, GithubAccount, GithubGrant, GithubLink, Invitation, InvitationStatus, LoginStatus,

@@ -54,6 +54,8 @@ use crate::routes::{
         schemas::ProjectIdSchema, schemas::TokenIdSchema, schemas::NameSchema,
         schemas::DescriptionSchema, schemas::ScopeSchema, schemas::ScopesInputSchema,
         schemas::DurationSchema, schemas::ProjectBindingSchema, schemas::RoleSchema,
+        schemas::EmailSchema, schemas::CodeChallengeSchema, schemas::ChallengeMethodSchema,
+        schemas::NonEmptySchema,
         schemas::TokenStateSchema, events::ProjectEvent, events::ChangeEvent,
     )),
     modifiers(&BearerAuth, &CommonAnswers),

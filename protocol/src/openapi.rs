@@ -86,6 +86,19 @@ pub fn not_blank_pattern() -> String {
     format!("[^{}]", class(WHITESPACE, &[]))
 }
 
+/// An email address as tdsync takes it (`acl::clean_email`), once trimmed: a dot-atom local part
+/// of ASCII letters, digits and `local_symbols`, at most `max_local` characters, `@`, and a domain
+/// of two or more labels of letters, digits and inner hyphens, each at most 63 characters. (The
+/// whole address's bound is the schema's `maxLength`.)
+pub fn email_pattern(local_symbols: &str, max_local: usize) -> String {
+    let ws = class(WHITESPACE, &[]);
+    // In a class only `-` needs escaping here (`^` is not first, there is no `]` or `\`).
+    let symbols = local_symbols.replace('-', "\\-");
+    let atom = format!("[A-Za-z0-9{symbols}]+");
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    format!("^[{ws}]*(?=[^@]{{1,{max_local}}}@){atom}(\\.{atom})*@{label}(\\.{label})+[{ws}]*$")
+}
+
 /// A string whose `trim()` is `min..=max` characters (`min` is 0 or 1, `max` ≥ 2) with no control
 /// characters other than `allowed` — the rule of `acl`'s names and descriptions.
 pub fn trimmed_text_pattern(min: usize, max: usize, allowed: &[char]) -> String {

@@ -4,8 +4,11 @@
 
 use std::borrow::Cow;
 
-use tdsync_acl::{MAX_DESCRIPTION, MAX_DURATION_SECONDS, MAX_NAME, Scope, TdRole, TokenState};
-use tdsync_protocol::openapi::{trimmed_text_pattern, whitespace_class};
+use tdsync_acl::{
+    EMAIL_LOCAL_SYMBOLS, MAX_DESCRIPTION, MAX_DURATION_SECONDS, MAX_EMAIL, MAX_EMAIL_LOCAL,
+    MAX_NAME, Scope, TdRole, TokenState,
+};
+use tdsync_protocol::openapi::{email_pattern, trimmed_text_pattern, whitespace_class};
 use utoipa::{
     PartialSchema, ToSchema,
     openapi::{
@@ -179,6 +182,50 @@ component!(
                 .min_items(Some(1))
                 .description(Some("Only these projects.")),
         )
+);
+
+component!(
+    /// `acl::clean_email`'s rule.
+    EmailSchema,
+    "Email",
+    string()
+        .max_length(Some(MAX_EMAIL))
+        .pattern(Some(email_pattern(EMAIL_LOCAL_SYMBOLS, MAX_EMAIL_LOCAL)))
+        .description(Some(format!(
+            "An email address: at most {MAX_EMAIL} characters; trimmed, an ASCII dot-atom local \
+             part of at most {MAX_EMAIL_LOCAL} characters, `@`, and a domain of two or more labels \
+             of letters, digits and inner hyphens (400 otherwise). Compared and stored lowercased."
+        )))
+);
+
+component!(
+    /// A PKCE S256 challenge as td makes one.
+    CodeChallengeSchema,
+    "CodeChallenge",
+    string()
+        .pattern(Some("^[A-Za-z0-9._~-]{43,128}$"))
+        .description(Some(
+            "base64url (no padding) of SHA-256 over the verifier: td sends 43 characters; 43 to \
+             128 of `A-Z a-z 0-9 - . _ ~` are taken (400 otherwise)."
+        ))
+);
+
+component!(
+    /// The one PKCE method taken.
+    ChallengeMethodSchema,
+    "CodeChallengeMethod",
+    string()
+        .enum_values(Some(["S256"]))
+        .description(Some("Only `S256` (400 otherwise)."))
+);
+
+component!(
+    /// A value that must not be empty.
+    NonEmptySchema,
+    "NonEmpty",
+    string()
+        .min_length(Some(1))
+        .description(Some("Not empty (400 otherwise)."))
 );
 
 component!(

@@ -45,9 +45,10 @@ pub struct InvitationBody {
     pub accepted_at: Option<String>,
 }
 
-/// `{"email","role"}`: who, and as what (default `writer`).
+/// `{"email","role"}`: who, and as what (`writer` when absent).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct InvitationRequest {
+    #[schema(value_type = crate::openapi::schemas::EmailSchema)]
     pub email: String,
     #[serde(default)]
     #[schema(value_type = Option<RoleSchema>)]
@@ -98,7 +99,7 @@ pub(crate) fn parse_request(body: &Bytes) -> Result<(String, TdRole), ApiError> 
     let request: InvitationRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid json body: {e}")))?;
     let role = match request.role.as_deref() {
-        None | Some("") => TdRole::Writer,
+        None => TdRole::Writer,
         Some(raw) => TdRole::parse(raw).ok_or_else(|| {
             ApiError::bad_request(format!("role must be owner, writer or reader, got {raw:?}"))
         })?,

@@ -23,10 +23,11 @@ use crate::{error::ApiError, limits::ClientAddress, people::pages, state::AppSta
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct DeviceStart {
     /// The address to send the approval link to (td reads it from stdin).
+    #[schema(value_type = crate::openapi::schemas::EmailSchema)]
     pub email: String,
-    /// base64url (no padding) of SHA-256 over the verifier: 43 characters.
+    #[schema(value_type = crate::openapi::schemas::CodeChallengeSchema)]
     pub code_challenge: String,
-    /// Only `S256`.
+    #[schema(value_type = crate::openapi::schemas::ChallengeMethodSchema)]
     pub code_challenge_method: String,
     /// `td-cli@<hostname>`: shown on the approval page.
     #[serde(default)]
@@ -49,8 +50,10 @@ pub struct DeviceStarted {
 /// td's poll request.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct DevicePoll {
+    #[schema(value_type = crate::openapi::schemas::NonEmptySchema)]
     pub device_code: String,
     /// The PKCE verifier whose S256 is the start's challenge.
+    #[schema(value_type = crate::openapi::schemas::NonEmptySchema)]
     pub code_verifier: String,
 }
 

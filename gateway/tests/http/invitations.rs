@@ -92,6 +92,15 @@ fn td_invite_makes_an_emailed_invitation_and_only_an_owner_may() {
             json!({"email": "", "role": "reader"}),
             "not an email address",
         ),
+        // Addresses a mailer could not send to are refused up front, not failed on delivery.
+        (
+            json!({"email": "carol@1.+o.example", "role": "reader"}),
+            "not an email address",
+        ),
+        (
+            json!({"email": "cärol@example.com", "role": "reader"}),
+            "not an email address",
+        ),
         (json!({"role": "reader"}), "email"),
     ] {
         let message = s
