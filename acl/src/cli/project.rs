@@ -55,8 +55,8 @@ pub struct LinkGithubArgs {
     /// linked through GitHub only reads).
     #[arg(long, requires = "repo", conflicts_with = "unlink")]
     pub allow_write: bool,
-    /// Remove the project's link. Tokens already granted through it are not revoked here
-    /// (`tdsync token list` shows them; `tdsync token revoke ID` ends one).
+    /// Remove the project's link. Tokens already granted through it are revoked by the server's
+    /// next GitHub check of it (daily by default); `tdsync token revoke ID` ends one now.
     #[arg(long)]
     pub unlink: bool,
 }
@@ -159,7 +159,8 @@ async fn link_github(acl: &Acl, args: LinkGithubArgs) -> anyhow::Result<()> {
                 acl.link_github(&project.id, None, &Actor::Cli).await?;
                 println!(
                     "unlinked {what} from GitHub repository {}; tokens already granted through \
-                     it are not revoked (see `tdsync token list`)",
+                     it end at the server's next GitHub check (`tdsync token revoke ID` ends \
+                     one now)",
                     old.repo
                 );
             }
