@@ -10,6 +10,7 @@
 #   ensure_s3                  # exports TDSYNC_TEST_S3_{ENDPOINT,BUCKET,ACCESS_KEY,SECRET_KEY,REGION}
 #                              # and TDSYNC_S3_SERVER (s3s-fs: tests that stop and restart one)
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
+#   ensure_tmux                # installs Debian's tmux if absent (the deploy suite)
 #   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
 #   ensure_smtp                # exports TDSYNC_TEST_SMTP_URL and TDSYNC_TEST_MAILDIR (an SMTP sink,
 #                              # infra/smtp_sink.py: every message received is a file there)
@@ -323,6 +324,22 @@ ensure_chromium() {
     fi
     export TDSYNC_CHROMIUM=/usr/bin/chromium
     services_log "$(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+}
+
+# --- tmux (the deploy suite plays a person's terminal with it) -----------------------------------
+
+# Installs Debian's tmux when missing.
+ensure_tmux() {
+    if ! command -v tmux >/dev/null; then
+        services_log "tmux not installed: installing Debian's tmux package"
+        services_as_root apt-get update -qq
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+        command -v tmux >/dev/null || {
+            echo "tmux not found after installing tmux" >&2
+            return 1
+        }
+    fi
+    services_log "$(tmux -V)"
 }
 
 # --- td (the interop suite, td_golden and td_writer_vs_td drive the real td CLI) -----------------

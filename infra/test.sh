@@ -21,6 +21,8 @@ step "services: SMTP (login and invitation emails)"
 ensure_smtp
 step "tools: headless Chromium (harness dashboard test)"
 ensure_chromium
+step "tools: tmux (the deploy suite's terminal)"
+ensure_tmux
 step "tools: td $TD_VERSION (the interop suite, td_golden, td_writer_vs_td)"
 ensure_td
 # A one-off build gains nothing from incremental caches, which roughly double target/'s size.

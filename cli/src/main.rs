@@ -45,6 +45,9 @@ enum Command {
     Cluster(tdsync_placement::cli::ClusterCommand),
     /// Run sync scenarios against a tdsync server and check that every replica converges.
     Harness(tdsync_harness::cli::HarnessArgs),
+    /// Install, upgrade or roll back a tdsync server on this host, interactively: every step
+    /// reported, answers saved, a rerun resuming after a failure.
+    Deploy(tdsync_deploy::cli::DeployArgs),
     /// Load-test a sync server (this one in-process, or any td-compatible one with --url):
     /// push, pull at the head, a pull page and snapshots, each next to a same-command baseline.
     Bench(tdsync_bench::BenchArgs),
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Backup(command) => backup(command, &control_plane),
         Command::Cluster(command) => cluster(command, &control_plane),
         Command::Harness(args) => tdsync_harness::cli::run(args, control_plane.control_plane),
+        Command::Deploy(args) => tdsync_deploy::cli::run(args),
         Command::Bench(args) => tdsync_bench::run(args),
     };
     match outcome {
