@@ -11,6 +11,7 @@
 #                              # and TDSYNC_S3_SERVER (s3s-fs: tests that stop and restart one)
 #   ensure_chromium            # exports TDSYNC_CHROMIUM (installs Debian's chromium if absent)
 #   ensure_tmux                # installs Debian's tmux if absent (the deploy suite)
+#   ensure_caddy               # installs Debian's caddy if absent (the deploy suite's TLS)
 #   ensure_td                  # exports TD_BIN and TD_SYNC_BIN (builds td from its vendored source)
 #   ensure_smtp                # exports TDSYNC_TEST_SMTP_URL and TDSYNC_TEST_MAILDIR (an SMTP sink,
 #                              # infra/smtp_sink.py: every message received is a file there)
@@ -340,6 +341,23 @@ ensure_tmux() {
         }
     fi
     services_log "$(tmux -V)"
+}
+
+# --- Caddy (the deploy suite's TLS: `tdsync deploy` with tls = caddy-internal) ------------------
+
+# Installs Debian's caddy when missing. Installing it starts nothing here without systemd; the
+# deploy suite runs its own Caddy on a free port.
+ensure_caddy() {
+    if ! command -v caddy >/dev/null; then
+        services_log "Caddy not installed: installing Debian's caddy package"
+        services_as_root apt-get update -qq
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null
+        command -v caddy >/dev/null || {
+            echo "caddy not found after installing caddy" >&2
+            return 1
+        }
+    fi
+    services_log "Caddy $(caddy version | awk '{print $1}')"
 }
 
 # --- td (the interop suite, td_golden and td_writer_vs_td drive the real td CLI) -----------------

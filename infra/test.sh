@@ -23,6 +23,8 @@ step "tools: headless Chromium (harness dashboard test)"
 ensure_chromium
 step "tools: tmux (the deploy suite's terminal)"
 ensure_tmux
+step "tools: Caddy (the deploy suite's TLS)"
+ensure_caddy
 step "tools: td $TD_VERSION (the interop suite, td_golden, td_writer_vs_td)"
 ensure_td
 # A one-off build gains nothing from incremental caches, which roughly double target/'s size.

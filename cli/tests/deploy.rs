@@ -145,6 +145,16 @@ fn shown_token(text: &str) -> String {
         .to_string()
 }
 
+/// The titles `user` sees after joining `project` and syncing.
+fn titles_after_join(user: &support::TdUser, project: &str) -> Vec<String> {
+    user.ok(&["sync-project", "join", project]);
+    user.sync();
+    user.list()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// Answers a first install's prompts: this install's URL and port, defaults, tenant acme.
 fn answer_first_install(screen: &Screen, install: &Install) {
     screen.wait_for("Public URL");
@@ -161,7 +171,7 @@ fn answer_first_install(screen: &Screen, install: &Install) {
 
 #[test]
 fn an_interactive_install_serves_td_and_a_rerun_changes_nothing() {
-    let (Some(_), Some(td)) = (screen::tmux(), support::td()) else {
+    let (true, Some(td)) = (screen::tmux(), support::td()) else {
         return;
     };
     let install = Install::new();
@@ -205,17 +215,7 @@ fn an_interactive_install_serves_td_and_a_rerun_changes_nothing() {
     alice.create("Ship the deploy", &[]);
     alice.sync();
     let bob = support::TdUser::new(&td, people.path(), "bob", &install.url(), &token);
-    bob.ok(&["sync-project", "join", "web"]);
-    bob.sync();
-    let titles: Vec<String> = bob
-        .list()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap_or_default().to_string())
-        .collect();
-    assert!(
-        titles.contains(&"Ship the deploy".to_string()),
-        "{titles:?}"
-    );
+    assert_eq!(titles_after_join(&bob, "web"), ["Ship the deploy"]);
 
     // A second run with the saved answers changes nothing.
     let pid = install.server_pid();
@@ -239,9 +239,9 @@ fn an_interactive_install_serves_td_and_a_rerun_changes_nothing() {
 
 #[test]
 fn bad_answers_are_refused_at_the_prompt_and_ctrl_c_keeps_the_ones_given() {
-    let Some(_) = screen::tmux() else {
+    if !screen::tmux() {
         return;
-    };
+    }
     let install = Install::new();
     let a_file = install.root().join("not-a-dir");
     std::fs::write(&a_file, "x").unwrap();
@@ -294,9 +294,9 @@ fn bad_answers_are_refused_at_the_prompt_and_ctrl_c_keeps_the_ones_given() {
 
 #[test]
 fn a_taken_port_stops_the_run_and_the_rerun_resumes_there() {
-    let Some(_) = screen::tmux() else {
+    if !screen::tmux() {
         return;
-    };
+    }
     let install = Install::new();
     let squatter = TcpListener::bind(install.listen()).unwrap();
     let screen = Screen::run(&install.command(""));
@@ -521,6 +521,71 @@ fn an_upgrade_keeps_the_old_binary_and_a_rollback_puts_it_back() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("stopped the server"), "{text}");
     assert!(!install.healthy());
+}
+
+#[test]
+fn https_through_a_local_caddy_with_its_own_authority_carries_a_td_sync() {
+    let Some(td) = support::td() else {
+        return;
+    };
+    if !screen::installed("caddy", "version", "the deploy suite's TLS step runs it") {
+        return;
+    }
+    let install = Install::new();
+    let https_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let public = format!("https://localhost:{https_port}");
+    let answers = install.root().join("answers.toml");
+    std::fs::write(
+        &answers,
+        format!(
+            "public_url = \"{public}\"\nlisten = \"{}\"\ntenant = \"acme\"\n\
+             tls = \"caddy-internal\"\n",
+            install.listen()
+        ),
+    )
+    .unwrap();
+    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        step_lines(&text)
+            .iter()
+            .any(|l| l.starts_with("✓ TLS (Caddy)")
+                && l.contains(&format!("localhost:{https_port}"))),
+        "{text}"
+    );
+    let root_cert = install
+        .root()
+        .join("var/lib/caddy/caddy/pki/authorities/local/root.crt");
+    assert!(
+        text.contains(&format!("SSL_CERT_FILE={}", root_cert.display())),
+        "{text}"
+    );
+    let token = shown_token(&text);
+
+    // td, trusting Caddy's authority, syncs through HTTPS.
+    let people = tempfile::tempdir().unwrap();
+    let mut alice = support::TdUser::new(&td, people.path(), "alice", &public, &token);
+    alice.set_env("SSL_CERT_FILE", &root_cert.display().to_string());
+    let init = alice.run_with_input(&["sync", "init"], &format!("{public}\nc\nweb\n"));
+    assert!(init.ok, "td sync init:\n{}", init.text());
+    alice.create("Behind Caddy", &[]);
+    alice.sync();
+    let mut bob = support::TdUser::new(&td, people.path(), "bob", &public, &token);
+    bob.set_env("SSL_CERT_FILE", &root_cert.display().to_string());
+    assert_eq!(titles_after_join(&bob, "web"), ["Behind Caddy"]);
+    let (code, text) = install.run(&["--yes"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        step_lines(&text).iter().all(|l| l.starts_with('↷')),
+        "{text}"
+    );
+    let (code, text) = install.run(&["--stop"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("stopped Caddy"), "{text}");
 }
 
 #[test]

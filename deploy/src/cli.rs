@@ -9,10 +9,11 @@ use console::style;
 
 use crate::answers::Answers;
 use crate::ask;
-use crate::config::{Config, Service};
+use crate::config::{Config, Service, Tls};
 use crate::layout::Layout;
 use crate::plan::{self, Context, Outcome};
 use crate::state::State;
+use crate::steps::caddy::Caddy;
 use crate::{steps, supervisor};
 
 /// Install, upgrade or roll back a tdsync server on this Linux host.
@@ -214,6 +215,12 @@ fn summary(cx: &Context) {
                 .as_deref()
                 .unwrap_or("none recorded")
         ),
+    }
+    if cx.config.tls == (Tls::Caddy { internal: true }) {
+        println!(
+            "  SSL_CERT_FILE={}  (Caddy's own authority: td's machines must trust it)",
+            Caddy::root_certificate(cx).display()
+        );
     }
     println!("\nMore tokens:");
     println!(

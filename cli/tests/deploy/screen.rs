@@ -1,27 +1,31 @@
 //! A terminal a person would use, played by tmux: a command runs in a detached session of a
 //! private tmux server; keys are sent with `send-keys`, the screen read with `capture-pane`.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// tmux, or None when the suite skips (loudly); a panic under `TDSYNC_REQUIRE_SERVICES=1`.
-pub fn tmux() -> Option<PathBuf> {
-    let found = Command::new("tmux")
-        .arg("-V")
+/// Whether `program` runs (`program ARG`); when not, the test skips with a loud banner, or
+/// fails under `TDSYNC_REQUIRE_SERVICES=1`.
+pub fn installed(program: &str, arg: &str, why: &str) -> bool {
+    let found = Command::new(program)
+        .arg(arg)
         .output()
         .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(PathBuf::from("tmux"));
+    if !found {
+        let message = format!("{program} is not installed: {why} (infra/test.sh installs it)");
+        assert!(
+            std::env::var_os("TDSYNC_REQUIRE_SERVICES").is_none(),
+            "{message}"
+        );
+        eprintln!("\n!!!!!!!!!! SKIPPED: {message} !!!!!!!!!!\n");
     }
-    let message = "tmux is not installed: the deploy suite drives `tdsync deploy` through it \
-                   (infra/test.sh installs Debian's tmux)";
-    if std::env::var_os("TDSYNC_REQUIRE_SERVICES").is_some() {
-        panic!("{message}");
-    }
-    eprintln!("\n!!!!!!!!!! SKIPPED: {message} !!!!!!!!!!\n");
-    None
+    found
+}
+
+/// tmux is there (else the test skips, or fails when services are required).
+pub fn tmux() -> bool {
+    installed("tmux", "-V", "the deploy suite plays a terminal with it")
 }
 
 /// One command in a terminal of 200×60; the tmux server ends with it.

@@ -2,6 +2,7 @@
 //! own internal authority. Under systemd Debian's unit runs it; otherwise the deploy runs it in
 //! the background, as it does the server.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::config::{Service, Tls};
@@ -13,6 +14,21 @@ use crate::supervisor;
 pub struct Caddy;
 
 impl Caddy {
+    /// Where Caddy keeps its data: inside the install when the deploy runs it, Debian's
+    /// service's home otherwise.
+    fn data_dir(cx: &Context) -> PathBuf {
+        match cx.config.service {
+            Service::Script => cx.layout.root().join("var/lib/caddy"),
+            Service::Systemd => PathBuf::from("/var/lib/caddy/.local/share"),
+        }
+    }
+
+    /// The root certificate of Caddy's internal authority (`tls internal`): what td's machines
+    /// must trust (`SSL_CERT_FILE`, or the system's store).
+    pub fn root_certificate(cx: &Context) -> PathBuf {
+        Self::data_dir(cx).join("caddy/pki/authorities/local/root.crt")
+    }
+
     fn site(cx: &Context) -> String {
         // The public URL without its scheme: Caddy's site address (host, and port if any).
         let url = url::Url::parse(&cx.config.public_url).expect("checked when answered");
@@ -149,7 +165,7 @@ impl Step for Caddy {
                         .args(["run", "--adapter", "caddyfile", "--config"])
                         .arg(&path)
                         // Its certificates and keys stay inside the install.
-                        .env("XDG_DATA_HOME", cx.layout.root().join("var/lib/caddy"))
+                        .env("XDG_DATA_HOME", Self::data_dir(cx))
                         .env("XDG_CONFIG_HOME", cx.layout.root().join("etc/caddy")),
                     &log,
                     &cx.layout.caddy_pid_file(),

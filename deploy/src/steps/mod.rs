@@ -1,7 +1,7 @@
 //! The steps of a deploy, in the order they run: each needs only what the ones before it did.
 
 mod backends;
-mod caddy;
+pub mod caddy;
 pub mod host;
 mod server;
 

@@ -2,6 +2,8 @@
 //! tenant with its admin token, and the health check through the public URL.
 
 use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -9,21 +11,30 @@ use sha2::{Digest, Sha256};
 use crate::config::{Service, Tls};
 use crate::files;
 use crate::plan::{Check, Context, Failure, Step};
+use crate::steps::caddy::Caddy;
 use crate::steps::host::ServiceDefinition;
 use crate::supervisor;
 
 /// How long a started server (or the public URL) gets to answer `/healthz`.
 const HEALTH_WAIT: Duration = Duration::from_secs(30);
 
-/// `GET url`'s status, or why there was none.
-pub fn get_status(url: &str, verify_tls: bool) -> Result<u16, String> {
+/// `GET url`'s status, or why there was none. HTTPS is verified against the system's roots, or
+/// only against the PEM certificates in `root` (Caddy's internal authority).
+pub fn get_status(url: &str, root: Option<&Path>) -> Result<u16, String> {
     let mut config = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .http_status_as_error(false);
-    if !verify_tls {
+    if let Some(root) = root {
+        let pem = std::fs::read(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                _ => None,
+            })
+            .collect();
         config = config.tls_config(
             ureq::tls::TlsConfig::builder()
-                .disable_verification(true)
+                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))
                 .build(),
         );
     }
@@ -36,12 +47,12 @@ pub fn get_status(url: &str, verify_tls: bool) -> Result<u16, String> {
 }
 
 /// Waits until `url` answers 200, `alive` turns false, or the wait ends; the last error.
-fn wait_healthy(url: &str, verify_tls: bool, alive: impl Fn() -> bool) -> Result<(), String> {
+fn wait_healthy(url: &str, root: Option<&Path>, alive: impl Fn() -> bool) -> Result<(), String> {
     let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("waiting for {url}"));
     spinner.enable_steady_tick(Duration::from_millis(120));
     let deadline = Instant::now() + HEALTH_WAIT;
     let outcome = loop {
-        let last = match get_status(url, verify_tls) {
+        let last = match get_status(url, root) {
             Ok(200) => break Ok(()),
             Ok(status) => format!("it answered {status}"),
             Err(e) => e,
@@ -126,7 +137,7 @@ impl Step for Server {
                 "restart the server ({how}): its binary or settings changed"
             )));
         }
-        Ok(match get_status(&Self::health_url(cx), true) {
+        Ok(match get_status(&Self::health_url(cx), None) {
             Ok(200) => Check::Done(format!(
                 "running ({how}), healthy at {}",
                 cx.config.local_url()
@@ -156,7 +167,7 @@ impl Step for Server {
         supervisor::start(&cx.layout, service)
             .map_err(|e| Failure::new(e.to_string(), format!("fix the cause, {retry}")))?;
         let layout = cx.layout.clone();
-        wait_healthy(&Self::health_url(cx), true, || {
+        wait_healthy(&Self::health_url(cx), None, || {
             supervisor::alive(&layout, service)
         })
         .map_err(|reason| {
@@ -304,9 +315,10 @@ impl Step for Health {
 
     fn check(&self, cx: &mut Context) -> Result<Check, Failure> {
         let url = format!("{}/healthz", cx.config.public_url);
-        // Caddy's internal authority is not one this machine trusts: checked without verifying.
-        let verify = cx.config.tls != (Tls::Caddy { internal: true });
-        wait_healthy(&url, verify, || true).map_err(|reason| {
+        // Caddy's internal authority is no one's root but its own: checked against it.
+        let root =
+            (cx.config.tls == (Tls::Caddy { internal: true })).then(|| Caddy::root_certificate(cx));
+        wait_healthy(&url, root.as_deref(), || true).map_err(|reason| {
             Failure::new(
                 format!(
                     "{url}: {reason} (the server itself answers at {})",
