@@ -327,36 +327,31 @@ ensure_chromium() {
     services_log "$(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
 }
 
-# --- tmux (the deploy suite plays a person's terminal with it) -----------------------------------
+# --- tmux and Caddy (the deploy suite: a person's terminal, and its TLS step) ---------------------
 
-# Installs Debian's tmux when missing.
-ensure_tmux() {
-    if ! command -v tmux >/dev/null; then
-        services_log "tmux not installed: installing Debian's tmux package"
+# Installs Debian's package PACKAGE when the command COMMAND is missing.
+services_apt_tool() {
+    local command=$1 package=$2
+    if ! command -v "$command" >/dev/null; then
+        services_log "$command not installed: installing Debian's $package package"
         services_as_root apt-get update -qq
-        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
-        command -v tmux >/dev/null || {
-            echo "tmux not found after installing tmux" >&2
+        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+        command -v "$command" >/dev/null || {
+            echo "$command not found after installing $package" >&2
             return 1
         }
     fi
+}
+
+ensure_tmux() {
+    services_apt_tool tmux tmux
     services_log "$(tmux -V)"
 }
 
-# --- Caddy (the deploy suite's TLS: `tdsync deploy` with tls = caddy-internal) ------------------
-
-# Installs Debian's caddy when missing. Installing it starts nothing here without systemd; the
-# deploy suite runs its own Caddy on a free port.
+# Installing Caddy starts nothing here without systemd; the deploy suite runs its own Caddy on a
+# free port.
 ensure_caddy() {
-    if ! command -v caddy >/dev/null; then
-        services_log "Caddy not installed: installing Debian's caddy package"
-        services_as_root apt-get update -qq
-        services_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null
-        command -v caddy >/dev/null || {
-            echo "caddy not found after installing caddy" >&2
-            return 1
-        }
-    fi
+    services_apt_tool caddy caddy
     services_log "Caddy $(caddy version | awk '{print $1}')"
 }
 

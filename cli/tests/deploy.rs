@@ -102,6 +102,14 @@ impl Install {
         path
     }
 
+    /// `--answers` (the basics and `more`) `--yes` with `extra` options: status and output.
+    fn run_answers(&self, more: &str, extra: &[&str]) -> (i32, String) {
+        let answers = self.answers(more);
+        let mut args = vec!["--answers", answers.to_str().unwrap(), "--yes"];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     fn saved(&self) -> String {
         std::fs::read_to_string(self.root().join("etc/tdsync/deploy.toml")).unwrap_or_default()
     }
@@ -136,6 +144,26 @@ fn step_lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Asserts that the run stopped at `step`: exit status 1, its `✗` line the last step line.
+fn assert_failed_at(code: i32, text: &str, step: &str) {
+    assert_eq!(code, 1, "{text}");
+    let failed = step_lines(text).last().copied().unwrap_or_default();
+    assert!(
+        failed.starts_with(&format!("✗ {step}")),
+        "stopped at {step}:\n{text}"
+    );
+    assert!(text.contains("Stopped at the failed step"), "{text}");
+}
+
+/// Asserts that a run with the saved answers finds every step already done.
+fn assert_nothing_to_do(install: &Install) {
+    let (code, text) = install.run(&["--yes"]);
+    assert_eq!(code, 0, "{text}");
+    let steps = step_lines(&text);
+    assert_eq!(steps.len(), 12, "{text}");
+    assert!(steps.iter().all(|l| l.starts_with('↷')), "{text}");
+}
+
 /// The admin token the summary showed.
 fn shown_token(text: &str) -> String {
     text.lines()
@@ -153,6 +181,16 @@ fn titles_after_join(user: &support::TdUser, project: &str) -> Vec<String> {
         .iter()
         .map(|i| i["title"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// Runs `tdsync deploy` at a terminal again, taking the saved answers; it must succeed.
+fn rerun_with_saved_answers(install: &Install) -> String {
+    let screen = Screen::run(&install.command(""));
+    screen.wait_for("Use the saved answers");
+    screen.answer("");
+    let (code, text) = screen.wait_exit();
+    assert_eq!(code, 0, "{text}");
+    text
 }
 
 /// Answers a first install's prompts: this install's URL and port, defaults, tenant acme.
@@ -219,11 +257,7 @@ fn an_interactive_install_serves_td_and_a_rerun_changes_nothing() {
 
     // A second run with the saved answers changes nothing.
     let pid = install.server_pid();
-    let again = Screen::run(&install.command(""));
-    again.wait_for("Use the saved answers");
-    again.answer("");
-    let (code, text) = again.wait_exit();
-    assert_eq!(code, 0, "{text}");
+    let text = rerun_with_saved_answers(&install);
     let steps = step_lines(&text);
     assert_eq!(steps.len(), 12, "{text}");
     assert!(
@@ -302,22 +336,15 @@ fn a_taken_port_stops_the_run_and_the_rerun_resumes_there() {
     let screen = Screen::run(&install.command(""));
     answer_first_install(&screen, &install);
     let (code, text) = screen.wait_exit();
-    assert_eq!(code, 1, "{text}");
-    let failed = step_lines(&text).last().copied().unwrap_or_default();
+    assert_failed_at(code, &text, "server");
     assert!(
-        failed.starts_with("✗ server")
-            && failed.contains(&format!("{} is taken", install.listen())),
+        text.contains(&format!("{} is taken", install.listen())),
         "{text}"
     );
     assert!(text.contains("next: stop the program using it"), "{text}");
-    assert!(text.contains("Stopped at the failed step"), "{text}");
 
     drop(squatter);
-    let again = Screen::run(&install.command(""));
-    again.wait_for("Use the saved answers");
-    again.answer("");
-    let (code, text) = again.wait_exit();
-    assert_eq!(code, 0, "{text}");
+    let text = rerun_with_saved_answers(&install);
     let steps = step_lines(&text);
     let server = steps
         .iter()
@@ -337,13 +364,11 @@ fn an_unreachable_postgres_stops_the_run_until_the_url_is_right() {
     };
     let install = Install::new();
     let unreachable = "postgres://tdsync:secret@127.0.0.1:1/tdsync";
-    let answers = install.answers(&format!(
-        "control_plane = \"postgres\"\npostgres_url = \"{unreachable}\"\n"
-    ));
-    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes"]);
-    assert_eq!(code, 1, "{text}");
-    let failed = step_lines(&text).last().copied().unwrap_or_default();
-    assert!(failed.starts_with("✗ control plane"), "{text}");
+    let (code, text) = install.run_answers(
+        &format!("control_plane = \"postgres\"\npostgres_url = \"{unreachable}\"\n"),
+        &[],
+    );
+    assert_failed_at(code, &text, "control plane");
     assert!(
         text.contains("deploy-secrets.toml"),
         "the next step names the file:\n{text}"
@@ -371,10 +396,10 @@ fn an_unreachable_postgres_stops_the_run_until_the_url_is_right() {
         .unwrap();
     assert!(admin.status.success(), "{admin:?}");
     let url = tdsync_acl::testing::with_database(&server, &database);
-    let answers = install.answers(&format!(
-        "control_plane = \"postgres\"\npostgres_url = \"{url}\"\n"
-    ));
-    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes"]);
+    let (code, text) = install.run_answers(
+        &format!("control_plane = \"postgres\"\npostgres_url = \"{url}\"\n"),
+        &[],
+    );
     assert_eq!(code, 0, "{text}");
     assert!(
         step_lines(&text)
@@ -391,18 +416,18 @@ fn a_bucket_that_refuses_stops_the_run_until_it_is_one_that_takes_backups() {
         return;
     };
     let install = Install::new();
-    let answers_for = |bucket: &str| {
-        install.answers(&format!(
-            "backups = \"s3\"\nbackup_url = \"s3://{bucket}/tdsync?endpoint={}&region={}\"\n\
-             s3_access_key_id = \"{}\"\ns3_secret_access_key = \"{}\"\n",
-            s3.endpoint, s3.region, s3.key_id, s3.secret
-        ))
+    let with_bucket = |bucket: &str| {
+        install.run_answers(
+            &format!(
+                "backups = \"s3\"\nbackup_url = \"s3://{bucket}/tdsync?endpoint={}&region={}\"\n\
+                 s3_access_key_id = \"{}\"\ns3_secret_access_key = \"{}\"\n",
+                s3.endpoint, s3.region, s3.key_id, s3.secret
+            ),
+            &[],
+        )
     };
-    let answers = answers_for("no-such-bucket");
-    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes"]);
-    assert_eq!(code, 1, "{text}");
-    let failed = step_lines(&text).last().copied().unwrap_or_default();
-    assert!(failed.starts_with("✗ backups"), "{text}");
+    let (code, text) = with_bucket("no-such-bucket");
+    assert_failed_at(code, &text, "backups");
     assert!(
         text.contains("next: check that the bucket exists"),
         "{text}"
@@ -412,20 +437,14 @@ fn a_bucket_that_refuses_stops_the_run_until_it_is_one_that_takes_backups() {
         "the secret key is not shown:\n{text}"
     );
 
-    let answers = answers_for(&s3.bucket);
-    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes"]);
+    let (code, text) = with_bucket(&s3.bucket);
     assert_eq!(code, 0, "{text}");
     assert!(
         step_lines(&text).iter().any(|l| l.starts_with("✓ backups")),
         "{text}"
     );
     // Recorded: the third run only checks.
-    let (code, text) = install.run(&["--yes"]);
-    assert_eq!(code, 0, "{text}");
-    assert!(
-        step_lines(&text).iter().all(|l| l.starts_with('↷')),
-        "{text}"
-    );
+    assert_nothing_to_do(&install);
 }
 
 struct S3 {
@@ -467,8 +486,7 @@ fn s3() -> Option<S3> {
 #[test]
 fn an_upgrade_keeps_the_old_binary_and_a_rollback_puts_it_back() {
     let install = Install::new();
-    let answers = install.answers("");
-    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes"]);
+    let (code, text) = install.run_answers("", &[]);
     assert_eq!(code, 0, "{text}");
     let first_pid = install.server_pid();
 
@@ -577,12 +595,7 @@ fn https_through_a_local_caddy_with_its_own_authority_carries_a_td_sync() {
     let mut bob = support::TdUser::new(&td, people.path(), "bob", &public, &token);
     bob.set_env("SSL_CERT_FILE", &root_cert.display().to_string());
     assert_eq!(titles_after_join(&bob, "web"), ["Behind Caddy"]);
-    let (code, text) = install.run(&["--yes"]);
-    assert_eq!(code, 0, "{text}");
-    assert!(
-        step_lines(&text).iter().all(|l| l.starts_with('↷')),
-        "{text}"
-    );
+    assert_nothing_to_do(&install);
     let (code, text) = install.run(&["--stop"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("stopped Caddy"), "{text}");
@@ -591,8 +604,7 @@ fn https_through_a_local_caddy_with_its_own_authority_carries_a_td_sync() {
 #[test]
 fn the_dry_run_changes_nothing_and_bad_answers_files_are_refused() {
     let install = Install::new();
-    let answers = install.answers("");
-    let (code, text) = install.run(&["--answers", answers.to_str().unwrap(), "--yes", "--dry-run"]);
+    let (code, text) = install.run_answers("", &["--dry-run"]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("12. health through the public URL"), "{text}");
     assert!(!install.root().join("opt").exists(), "nothing installed");
@@ -600,12 +612,10 @@ fn the_dry_run_changes_nothing_and_bad_answers_files_are_refused() {
     let (code, text) = install.run(&["--answers", "/nonexistent.toml", "--yes"]);
     assert_ne!(code, 0);
     assert!(text.contains("/nonexistent.toml: no such file"), "{text}");
-    let typo = install.answers("tennant = \"x\"\n");
-    let (code, text) = install.run(&["--answers", typo.to_str().unwrap(), "--yes"]);
+    let (code, text) = install.run_answers("tennant = \"x\"\n", &[]);
     assert_ne!(code, 0);
     assert!(text.contains("unknown answer \"tennant\""), "{text}");
-    let bad = install.answers("backups = \"tape\"\n");
-    let (code, text) = install.run(&["--answers", bad.to_str().unwrap(), "--yes"]);
+    let (code, text) = install.run_answers("backups = \"tape\"\n", &[]);
     assert_ne!(code, 0);
     assert!(
         text.contains("backups: \"tape\" is not one of none, dir, s3"),
