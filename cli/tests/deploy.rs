@@ -160,7 +160,7 @@ fn assert_nothing_to_do(install: &Install) {
     let (code, text) = install.run(&["--yes"]);
     assert_eq!(code, 0, "{text}");
     let steps = step_lines(&text);
-    assert_eq!(steps.len(), 12, "{text}");
+    assert_eq!(steps.len(), 14, "{text}");
     assert!(steps.iter().all(|l| l.starts_with('↷')), "{text}");
 }
 
@@ -218,7 +218,7 @@ fn an_interactive_install_serves_td_and_a_rerun_changes_nothing() {
     let (code, text) = screen.wait_exit();
     assert_eq!(code, 0, "{text}");
     let steps = step_lines(&text);
-    assert_eq!(steps.len(), 12, "one line per step:\n{text}");
+    assert_eq!(steps.len(), 14, "one line per step:\n{text}");
     for done in [
         "✓ directories",
         "✓ tdsync binary",
@@ -259,7 +259,7 @@ fn an_interactive_install_serves_td_and_a_rerun_changes_nothing() {
     let pid = install.server_pid();
     let text = rerun_with_saved_answers(&install);
     let steps = step_lines(&text);
-    assert_eq!(steps.len(), 12, "{text}");
+    assert_eq!(steps.len(), 14, "{text}");
     assert!(
         steps.iter().all(|l| l.starts_with('↷')),
         "all already done:\n{text}"
@@ -601,12 +601,100 @@ fn https_through_a_local_caddy_with_its_own_authority_carries_a_td_sync() {
     assert!(text.contains("stopped Caddy"), "{text}");
 }
 
+/// Host services a test started, stopped again when it ends (those already running are left).
+struct StartedHere(Vec<Vec<&'static str>>);
+
+impl Drop for StartedHere {
+    fn drop(&mut self) {
+        for command in &self.0 {
+            let _ = Command::new(command[0]).args(&command[1..]).output();
+        }
+    }
+}
+
+fn local_postgres_online() -> bool {
+    Command::new("pg_lsclusters")
+        .arg("--no-header")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("online"))
+}
+
+fn local_redis_answers() -> bool {
+    std::net::TcpStream::connect("127.0.0.1:6379").is_ok()
+}
+
+#[test]
+fn local_postgres_and_redis_come_from_debian_packages() {
+    // Packages and system services are root's: this test changes the machine (CI's is thrown
+    // away), and stops again what it started.
+    if !rustix::process::geteuid().is_root() {
+        let message = "local PostgreSQL and Redis need root: run the suite as root";
+        assert!(
+            std::env::var_os("TDSYNC_REQUIRE_SERVICES").is_none(),
+            "{message}"
+        );
+        eprintln!("\n!!!!!!!!!! SKIPPED: {message} !!!!!!!!!!\n");
+        return;
+    }
+    let mut started = StartedHere(Vec::new());
+    if !local_postgres_online() {
+        started.0.push(vec![
+            "sh",
+            "-c",
+            "pg_lsclusters --no-header | while read v c _; do pg_ctlcluster $v $c stop; done",
+        ]);
+    }
+    if !local_redis_answers() {
+        started
+            .0
+            .push(vec!["redis-cli", "-p", "6379", "shutdown", "nosave"]);
+    }
+    let install = Install::new();
+    let (code, text) = install.run_answers(
+        "control_plane = \"postgres-local\"\nredis = \"local\"\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{text}");
+    let steps = step_lines(&text);
+    for (step, says) in [
+        ("local PostgreSQL", "@127.0.0.1:"),
+        ("local Redis", "redis://127.0.0.1:6379 answers PING"),
+        ("control plane", "PostgreSQL at postgres://tdsync:redacted@"),
+    ] {
+        assert!(
+            steps.iter().any(|l| l.contains(step) && l.contains(says)),
+            "{step}: {says}\n{text}"
+        );
+    }
+    let secrets =
+        std::fs::read_to_string(install.root().join("etc/tdsync/deploy-secrets.toml")).unwrap();
+    assert!(
+        secrets.contains("postgres_url = \"postgres://tdsync:"),
+        "the made URL is kept"
+    );
+    assert!(
+        !install.saved().contains("postgres://"),
+        "and only with the secrets"
+    );
+    let env = std::fs::read_to_string(install.root().join("etc/tdsync/tdsync.env")).unwrap();
+    assert!(
+        env.contains("TDSYNC_REDIS_URL='redis://127.0.0.1:6379'"),
+        "{env}"
+    );
+    assert!(
+        env.contains("TDSYNC_CONTROL_PLANE='postgres://tdsync:"),
+        "{env}"
+    );
+    assert!(install.healthy());
+    assert_nothing_to_do(&install);
+}
+
 #[test]
 fn the_dry_run_changes_nothing_and_bad_answers_files_are_refused() {
     let install = Install::new();
     let (code, text) = install.run_answers("", &["--dry-run"]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("12. health through the public URL"), "{text}");
+    assert!(text.contains("14. health through the public URL"), "{text}");
     assert!(!install.root().join("opt").exists(), "nothing installed");
 
     let (code, text) = install.run(&["--answers", "/nonexistent.toml", "--yes"]);

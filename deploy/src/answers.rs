@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::files::{self, FileError};
-use crate::layout::Layout;
+use crate::layout::{Layout, Reach};
 
 /// One question. The order of the variants is the order they are asked in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,9 +45,17 @@ pub const CONTROL_PLANES: &[(&str, &str)] = &[
         "embedded SQLite in the data directory (one machine)",
     ),
     ("postgres", "a PostgreSQL server you give the URL of"),
+    (
+        "postgres-local",
+        "PostgreSQL on this machine, from Debian's packages (as root)",
+    ),
 ];
 pub const REDIS: &[(&str, &str)] = &[
     ("none", "none (one server process)"),
+    (
+        "local",
+        "Redis on this machine, from Debian's packages (as root)",
+    ),
     (
         "url",
         "a Redis server you give the URL of (live updates across processes)",
@@ -176,7 +184,7 @@ impl Question {
                 is(Question::Backups, "s3")
             }
             // Only root can make a system user; anyone else runs the server as themselves.
-            Question::User => answers.host_as_root,
+            Question::User => answers.reach.host_as_root(),
             _ => true,
         }
     }
@@ -271,6 +279,17 @@ impl Question {
             }
         }
         .or_else(|| {
+            // Packages and system services are root's (with or without --root).
+            let local = matches!(
+                (self, value),
+                (Question::ControlPlane, "postgres-local") | (Question::Redis, "local")
+            );
+            (local && !answers.reach.root).then(|| {
+                "installing it on this machine needs root: run tdsync deploy as root, or give a URL"
+                    .to_string()
+            })
+        })
+        .or_else(|| {
             // A TLS choice must agree with the URL users are given.
             (self == Question::Tls && value.starts_with("caddy"))
                 .then(|| answers.get(Question::PublicUrl))
@@ -337,8 +356,9 @@ fn check_dir(value: &str) -> Option<String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answers {
     values: BTreeMap<Question, String>,
-    /// Whether the install is on the host as root (then the system user is asked).
-    pub host_as_root: bool,
+    /// What the deploy may touch (the system user is asked on the host as root; local
+    /// services need root).
+    pub reach: Reach,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -362,10 +382,10 @@ pub enum AnswersError {
 }
 
 impl Answers {
-    pub fn new(host_as_root: bool) -> Answers {
+    pub fn new(reach: Reach) -> Answers {
         Answers {
             values: BTreeMap::new(),
-            host_as_root,
+            reach,
         }
     }
 
@@ -419,8 +439,8 @@ impl Answers {
     }
 
     /// The saved answers of an install (choices, then secrets).
-    pub fn load(layout: &Layout, host_as_root: bool) -> Result<Answers, AnswersError> {
-        let mut answers = Answers::new(host_as_root);
+    pub fn load(layout: &Layout, reach: Reach) -> Result<Answers, AnswersError> {
+        let mut answers = Answers::new(reach);
         answers.merge_file(&layout.answers())?;
         answers.merge_file(&layout.secrets())?;
         Ok(answers)
@@ -459,7 +479,7 @@ mod tests {
 
     #[test]
     fn bad_answers_say_why() {
-        let answers = Answers::new(false);
+        let answers = Answers::new(Reach::default());
         let file = tempfile::NamedTempFile::new().unwrap();
         let cases = [
             (Question::PublicUrl, "td.example.com", "not a URL"),
@@ -490,6 +510,8 @@ mod tests {
             (Question::Backups, "tape", "not one of none, dir, s3"),
             (Question::Tenant, "it's", "quotes"),
             (Question::Tenant, "  ", "an answer is needed"),
+            (Question::ControlPlane, "postgres-local", "needs root"),
+            (Question::Redis, "local", "needs root"),
         ];
         for (key, value, expected) in cases {
             let reason = key.check(value, &answers).unwrap_or_default();
@@ -513,7 +535,7 @@ mod tests {
 
     #[test]
     fn caddy_needs_an_https_url() {
-        let mut answers = Answers::new(false);
+        let mut answers = Answers::new(Reach::default());
         answers.set(Question::PublicUrl, "http://td.example.com");
         assert!(
             Question::Tls
@@ -534,7 +556,7 @@ mod tests {
     fn saved_answers_round_trip_and_secrets_stay_apart() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
-        let mut answers = Answers::new(false);
+        let mut answers = Answers::new(Reach::default());
         answers.set(Question::PublicUrl, "https://td.example.com");
         answers.set(Question::Backups, "s3");
         answers.set(Question::S3SecretAccessKey, "very-secret");
@@ -553,7 +575,7 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(Answers::load(&layout, false).unwrap(), answers);
+        assert_eq!(Answers::load(&layout, Reach::default()).unwrap(), answers);
     }
 
     #[test]
@@ -561,7 +583,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("answers.toml");
         std::fs::write(&path, "public_ulr = \"https://x.example\"\n").unwrap();
-        let err = Answers::new(false)
+        let err = Answers::new(Reach::default())
             .merge_file(&path)
             .unwrap_err()
             .to_string();

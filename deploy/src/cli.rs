@@ -10,7 +10,7 @@ use console::style;
 use crate::answers::Answers;
 use crate::ask;
 use crate::config::{Config, Service, Tls};
-use crate::layout::Layout;
+use crate::layout::{Layout, Reach};
 use crate::plan::{self, Context, Outcome};
 use crate::state::State;
 use crate::steps::caddy::Caddy;
@@ -57,8 +57,8 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         bail!("--root {} is a file, not a directory", args.root.display());
     }
     let layout = Layout::new(&args.root);
-    let host_as_root = layout.is_host() && rustix::process::geteuid().is_root();
-    let mut answers = Answers::load(&layout, host_as_root)?;
+    let reach = Reach::of(&layout);
+    let mut answers = Answers::load(&layout, reach)?;
     let saved = layout.answers().exists();
 
     if args.stop || args.rollback {
@@ -73,7 +73,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         return if args.stop {
             stop(&layout, &config)
         } else {
-            rollback(layout, config, host_as_root)
+            rollback(layout, config, reach)
         };
     }
 
@@ -105,7 +105,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         layout,
         config,
         exe,
-        host_as_root,
+        reach,
         state,
         minted_token: None,
     };
@@ -148,7 +148,7 @@ fn stop(layout: &Layout, config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rollback(layout: Layout, config: Config, host_as_root: bool) -> anyhow::Result<ExitCode> {
+fn rollback(layout: Layout, config: Config, reach: Reach) -> anyhow::Result<ExitCode> {
     let (current, previous) = (layout.binary(), layout.previous_binary());
     if !previous.is_file() {
         bail!(
@@ -172,7 +172,7 @@ fn rollback(layout: Layout, config: Config, host_as_root: bool) -> anyhow::Resul
         exe: current,
         layout,
         config,
-        host_as_root,
+        reach,
         state,
         minted_token: None,
     };

@@ -28,14 +28,22 @@ pub enum Service {
     Script,
 }
 
+/// Debian's redis-server, as its package configures it.
+pub const LOCAL_REDIS: &str = "redis://127.0.0.1:6379";
+
 /// What the install is to be.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub public_url: String,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// `None`: the embedded SQLite file in the data directory.
+    /// `None`: the embedded SQLite file in the data directory (or, with `local_postgres`, the
+    /// local database not made yet).
     pub postgres_url: Option<String>,
+    /// PostgreSQL on this machine: its database and role are the deploy's to make.
+    pub local_postgres: bool,
+    /// Redis on this machine, from Debian's package.
+    pub local_redis: bool,
     pub redis_url: Option<String>,
     pub backup: Backup,
     pub tls: Tls,
@@ -69,12 +77,19 @@ impl Config {
                 .parse()
                 .map_err(|_| "listen is not an address".to_string())?,
             data_dir: need(Question::DataDir)?.into(),
-            postgres_url: (need(Question::ControlPlane)? == "postgres")
-                .then(|| need(Question::PostgresUrl))
-                .transpose()?,
-            redis_url: (need(Question::Redis)? == "url")
-                .then(|| need(Question::RedisUrl))
-                .transpose()?,
+            postgres_url: match need(Question::ControlPlane)?.as_str() {
+                "postgres" => Some(need(Question::PostgresUrl)?),
+                // Made by the deploy (`steps::local`), then kept with the secrets.
+                "postgres-local" => answers.get(Question::PostgresUrl).map(str::to_string),
+                _ => None,
+            },
+            local_postgres: answers.get(Question::ControlPlane) == Some("postgres-local"),
+            redis_url: match need(Question::Redis)?.as_str() {
+                "url" => Some(need(Question::RedisUrl)?),
+                "local" => Some(LOCAL_REDIS.to_string()),
+                _ => None,
+            },
+            local_redis: answers.get(Question::Redis) == Some("local"),
             backup,
             tls: match need(Question::Tls)?.as_str() {
                 "caddy" => Tls::Caddy { internal: false },
@@ -158,9 +173,10 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Reach;
 
     fn answers(pairs: &[(Question, &str)]) -> Answers {
-        let mut answers = Answers::new(false);
+        let mut answers = Answers::new(Reach::default());
         for (key, value) in [
             (Question::PublicUrl, "https://td.example.com/"),
             (Question::Listen, "0.0.0.0:8080"),

@@ -3,6 +3,28 @@
 
 use std::path::{Path, PathBuf};
 
+/// What the deploy may touch beyond its root: the host's users and services (installing on
+/// `/`), and packages and system services (running as root).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub host: bool,
+    pub root: bool,
+}
+
+impl Reach {
+    pub fn of(layout: &Layout) -> Reach {
+        Reach {
+            host: layout.is_host(),
+            root: rustix::process::geteuid().is_root(),
+        }
+    }
+
+    /// System users, systemd units and ownership: the host itself, as root.
+    pub fn host_as_root(self) -> bool {
+        self.host && self.root
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,

@@ -9,7 +9,7 @@ use std::process::Command;
 use console::style;
 
 use crate::config::Config;
-use crate::layout::Layout;
+use crate::layout::{Layout, Reach};
 use crate::state::State;
 
 /// What a step found.
@@ -50,8 +50,8 @@ pub struct Context {
     pub config: Config,
     /// The binary running this deploy: the one to install.
     pub exe: PathBuf,
-    /// Whether this is the host as root (system user, packages, systemd, chown).
-    pub host_as_root: bool,
+    /// What the deploy may touch beyond its root.
+    pub reach: Reach,
     pub state: State,
     /// The admin token minted by this run, shown once in the summary.
     pub minted_token: Option<String>,

@@ -11,7 +11,7 @@ use crate::config::Backup;
 use crate::plan::{Check, Context, Failure, Step};
 
 /// A URL with its password replaced, for messages.
-pub fn redact(raw: &str) -> String {
+pub(crate) fn redact(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut url) if url.password().is_some() => {
             let _ = url.set_password(Some("redacted"));
@@ -111,7 +111,7 @@ impl Step for Redis {
     }
 }
 
-fn ping(url: &url::Url) -> Result<(), String> {
+pub(crate) fn ping(url: &url::Url) -> Result<(), String> {
     let host = url.host_str().unwrap_or("127.0.0.1");
     let port = url.port().unwrap_or(6379);
     let addr = (host, port)

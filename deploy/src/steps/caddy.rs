@@ -128,9 +128,9 @@ impl Step for Caddy {
 
     fn apply(&self, cx: &mut Context) -> Result<(), Failure> {
         if !Self::installed() {
-            if !cx.host_as_root {
+            if !cx.reach.root {
                 return Err(Failure::new(
-                    "installing Caddy needs root on the host",
+                    "installing Caddy needs root",
                     "run tdsync deploy as root, install it yourself (apt-get install caddy), or \
                      answer tls = none",
                 ));

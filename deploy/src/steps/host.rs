@@ -73,7 +73,7 @@ impl Step for Directories {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| io_failure(&format!("cannot create {}", dir.display()), e))?;
         }
-        if let (true, Some(user)) = (cx.host_as_root, &cx.config.user) {
+        if let (true, Some(user)) = (cx.reach.host_as_root(), &cx.config.user) {
             for dir in [
                 &cx.config.data_dir,
                 &cx.layout.log_dir(),

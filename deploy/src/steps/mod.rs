@@ -3,6 +3,7 @@
 mod backends;
 pub mod caddy;
 pub mod host;
+mod local;
 mod server;
 
 use crate::plan::Step;
@@ -13,6 +14,9 @@ pub fn all() -> Vec<Box<dyn Step>> {
         Box::new(host::Directories),
         Box::new(host::SystemUser),
         Box::new(host::Binary),
+        // Before the settings: a local database's URL is made here.
+        Box::new(local::LocalPostgres),
+        Box::new(local::LocalRedis),
         Box::new(host::Environment),
         Box::new(backends::ControlPlane),
         Box::new(backends::Redis),
