@@ -411,21 +411,53 @@ fn an_unreachable_postgres_stops_the_run_until_the_url_is_right() {
 }
 
 #[test]
+fn ctrl_c_during_a_step_leaves_a_state_the_next_run_completes() {
+    let (true, Some(s3)) = (screen::tmux(), s3()) else {
+        return;
+    };
+    // The test object store behind a gate: while it is shut, connections are taken and never
+    // answered (the backup step waits on them); opened, they are forwarded.
+    let gate = Gate::new(&s3.endpoint);
+    let install = Install::new();
+    let answers = install.answers(&s3.answers(&gate.url, &s3.bucket));
+    let screen = Screen::run(&install.command(&format!("--answers {} --yes", answers.display())));
+    screen.wait_for("… write a first backup");
+    screen.key("C-c");
+    let (code, text) = screen.wait_exit();
+    assert_eq!(code, 130, "ended by the interrupt:\n{text}");
+    assert!(
+        install.healthy(),
+        "the server started before the interrupt runs on"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(install.root().join("etc/tdsync"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no half-written file: {leftovers:?}");
+
+    // The store answers now: the next run completes from the interrupted step.
+    gate.open();
+    let (code, text) = install.run(&["--yes"]);
+    assert_eq!(code, 0, "{text}");
+    let steps = step_lines(&text);
+    let backups = steps
+        .iter()
+        .position(|l| l.starts_with("✓ backups"))
+        .expect(&text);
+    assert!(
+        steps[..backups].iter().all(|l| l.starts_with('↷')),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_bucket_that_refuses_stops_the_run_until_it_is_one_that_takes_backups() {
     let Some(s3) = s3() else {
         return;
     };
     let install = Install::new();
-    let with_bucket = |bucket: &str| {
-        install.run_answers(
-            &format!(
-                "backups = \"s3\"\nbackup_url = \"s3://{bucket}/tdsync?endpoint={}&region={}\"\n\
-                 s3_access_key_id = \"{}\"\ns3_secret_access_key = \"{}\"\n",
-                s3.endpoint, s3.region, s3.key_id, s3.secret
-            ),
-            &[],
-        )
-    };
+    let with_bucket = |bucket: &str| install.run_answers(&s3.answers(&s3.endpoint, bucket), &[]);
     let (code, text) = with_bucket("no-such-bucket");
     assert_failed_at(code, &text, "backups");
     assert!(
@@ -453,6 +485,56 @@ struct S3 {
     key_id: String,
     secret: String,
     region: String,
+}
+
+/// A TCP gate in front of an HTTP endpoint: shut, it holds connections unanswered; open, it
+/// forwards them.
+struct Gate {
+    url: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Gate {
+    fn new(endpoint: &str) -> Gate {
+        let target = endpoint.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_open = open.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for client in listener.incoming().flatten() {
+                if !is_open.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut up_from, mut up_to) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut up_from, &mut up_to));
+                let (mut down_from, mut down_to) = (server, client);
+                std::thread::spawn(move || std::io::copy(&mut down_from, &mut down_to));
+            }
+        });
+        Gate { url, open }
+    }
+
+    fn open(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl S3 {
+    /// The answers for backups to `bucket` at `endpoint` with this server's key.
+    fn answers(&self, endpoint: &str, bucket: &str) -> String {
+        format!(
+            "backups = \"s3\"\nbackup_url = \"s3://{bucket}/tdsync?endpoint={endpoint}&region={}\"\n\
+             s3_access_key_id = \"{}\"\ns3_secret_access_key = \"{}\"\n",
+            self.region, self.key_id, self.secret
+        )
+    }
 }
 
 /// The test S3 server `infra/services.sh` starts, or None (loudly; a panic when required).
