@@ -41,7 +41,17 @@ pub trait Step {
     /// What the step does, for `--dry-run` (without looking at the host).
     fn plan(&self, cx: &Context) -> String;
     fn check(&self, cx: &mut Context) -> Result<Check, Failure>;
-    fn apply(&self, cx: &mut Context) -> Result<(), Failure>;
+    /// Acts on what `check` found to do. Steps that only check (their check is never `Todo`)
+    /// keep this default.
+    fn apply(&self, _cx: &mut Context) -> Result<(), Failure> {
+        Err(Failure::new(
+            format!(
+                "{} only checks, yet its check found something to do",
+                self.title()
+            ),
+            "report this as a tdsync bug, with the output above",
+        ))
+    }
 }
 
 /// What every step may use.
